@@ -1,0 +1,283 @@
+"""Find or build the control-plane binaries: etcd, kube-apiserver, kubectl and helm.
+
+No binary can be downloaded here, but the Go module proxy can be reached, so each tool is built
+once from its Go module into a per-user cache keyed by version (like envtest's asset cache) and
+reused from then on. A binary already in ``KUBEBUILDER_ASSETS`` or on ``PATH`` is used instead
+when its version fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+KUBERNETES_VERSION = "1.36.3"
+ETCD_VERSION = "3.6.16"
+HELM_VERSION = "3.22.0"
+
+# k8s.io/kubernetes replaces every staging module with a local path that is not in the module
+# zip; a throwaway module points each of them back at the published module instead.
+_STAGING_MODULES = (
+    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider "
+    "cluster-bootstrap code-generator component-base component-helpers controller-manager "
+    "cri-api cri-client cri-streaming csi-translation-lib dynamic-resource-allocation "
+    "endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy "
+    "kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission "
+    "sample-apiserver streaming"
+).split()
+
+
+class ToolError(RuntimeError):
+    """A tool could not be found or built; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    name: str
+    version: str
+    # Accepts the `--version` output of a binary found outside the cache.
+    fits: Callable[[str], bool]
+    version_args: tuple[str, ...] = ("--version",)
+
+
+def _minor_within(output: str, prefix: str, major: int, minors: range) -> bool:
+    match = re.search(rf"{prefix}v?(\d+)\.(\d+)\.(\d+)", output)
+    return bool(match) and int(match[1]) == major and int(match[2]) in minors
+
+
+_KUBE_MINOR = int(KUBERNETES_VERSION.split(".")[1])
+TOOLS = {
+    "etcd": Tool("etcd", ETCD_VERSION, lambda out: _minor_within(out, "etcd Version: ", 3, range(6, 8))),
+    "kube-apiserver": Tool(
+        "kube-apiserver",
+        KUBERNETES_VERSION,
+        lambda out: _minor_within(out, "Kubernetes ", 1, range(_KUBE_MINOR - 1, _KUBE_MINOR + 2)),
+    ),
+    "kubectl": Tool(
+        "kubectl",
+        KUBERNETES_VERSION,
+        # kubectl supports one minor version of skew either way.
+        lambda out: _minor_within(out, "Client Version: ", 1, range(_KUBE_MINOR - 1, _KUBE_MINOR + 2)),
+        ("version", "--client"),
+    ),
+    "helm": Tool("helm", HELM_VERSION, lambda out: _minor_within(out, "", 3, range(14, 100)), ("version", "--short")),
+}
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("ORDERFLOW_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "orderflow"
+
+
+def cached_path(tool: Tool) -> Path:
+    return cache_dir() / "bin" / f"{tool.name}-v{tool.version}" / tool.name
+
+
+def _version_output(binary: Path, tool: Tool) -> str:
+    try:
+        done = subprocess.run(
+            [str(binary), *tool.version_args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout + done.stderr
+
+
+def _candidates(name: str) -> list[Path]:
+    found = []
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and (Path(assets) / name).is_file():
+        found.append(Path(assets) / name)
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(Path(on_path))
+    return found
+
+
+def locate(name: str) -> Path | None:
+    """Return a usable binary without building: the cache first, then KUBEBUILDER_ASSETS and PATH."""
+    tool = TOOLS[name]
+    cached = cached_path(tool)
+    if cached.is_file() and tool.fits(_version_output(cached, tool)):
+        return cached
+    for candidate in _candidates(name):
+        if tool.fits(_version_output(candidate, tool)):
+            return candidate
+    return None
+
+
+def ensure(name: str, log: Callable[[str], None] = print) -> Path:
+    """Return a usable binary, building it into the cache first when none is found."""
+    found = locate(name)
+    if found:
+        return found
+    tool = TOOLS[name]
+    _build(tool, log)
+    return cached_path(tool)
+
+
+def ensure_all(log: Callable[[str], None] = print) -> dict[str, Path]:
+    return {name: ensure(name, log) for name in TOOLS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building from Go modules
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise ToolError(
+            "Go is needed to build the control plane once (no binary can be downloaded here) and "
+            "was not found on PATH. Install Go >= 1.26, or put etcd, kube-apiserver, kubectl and "
+            "helm on PATH or in KUBEBUILDER_ASSETS."
+        )
+    return go
+
+
+def _go_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(CGO_ENABLED="0", GOFLAGS="-mod=mod", GOWORK="off")
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["PWD"] = str(workdir)
+    return env
+
+
+def _run_go(args: list[str], workdir: Path, label: str, log: Callable[[str], None]) -> None:
+    """Run a go command, printing a heartbeat so a long cold build is visibly alive."""
+    started = time.monotonic()
+    lines: list[str] = []
+    proc = subprocess.Popen(
+        [_go(), *args],
+        cwd=workdir,
+        env=_go_env(workdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(15):
+            log(f"  {label}: {len(lines)} steps, {time.monotonic() - started:.0f}s")
+
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+    code = proc.wait()
+    done.set()
+    if code != 0:
+        tail = "\n".join(lines[-30:])
+        raise ToolError(f"`go {' '.join(args)}` failed for {label} (exit {code}):\n{tail}")
+    log(f"  {label}: done in {time.monotonic() - started:.0f}s")
+
+
+def _ldflags(pairs: dict[str, str]) -> str:
+    return " ".join(["-s", "-w", *(f"-X {key}={value}" for key, value in pairs.items())])
+
+
+def _kube_version_flags() -> dict[str, str]:
+    # Without these the server reports v0.0.0-master on /version, which breaks Helm's kubeVersion.
+    major, minor, _ = KUBERNETES_VERSION.split(".")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flags = {}
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags.update(
+            {
+                f"{pkg}.gitVersion": f"v{KUBERNETES_VERSION}",
+                f"{pkg}.gitMajor": major,
+                f"{pkg}.gitMinor": minor,
+                f"{pkg}.gitTreeState": "clean",
+                f"{pkg}.buildDate": now,
+            }
+        )
+    return flags
+
+
+def _kubernetes_module(workdir: Path) -> None:
+    staging = ".".join(("0", *KUBERNETES_VERSION.split(".")[1:]))
+    replaces = "\n".join(f"replace k8s.io/{m} => k8s.io/{m} v{staging}" for m in _STAGING_MODULES)
+    (workdir / "go.mod").write_text(
+        "module orderflow.local/kubernetes\n\ngo 1.26.0\n\ngodebug default=go1.26\n\n"
+        f"require k8s.io/kubernetes v{KUBERNETES_VERSION}\n\n{replaces}\n"
+    )
+    (workdir / "tools.go").write_text(
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        '\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n'
+    )
+
+
+def _etcd_module(workdir: Path) -> None:
+    (workdir / "go.mod").write_text(
+        f"module orderflow.local/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 v{ETCD_VERSION}\n"
+    )
+    (workdir / "main.go").write_text(
+        'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
+        "func main() { etcdmain.Main(os.Args) }\n"
+    )
+
+
+def _build(tool: Tool, log: Callable[[str], None]) -> None:
+    target = cached_path(tool)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(
+        f"Building {tool.name} v{tool.version} from Go modules into {target.parent} "
+        "(once; a cold build takes several minutes on 2 cores)"
+    )
+    with tempfile.TemporaryDirectory(prefix=f"orderflow-build-{tool.name}-") as tmp:
+        workdir = Path(tmp)
+        partial = target.with_name(target.name + ".partial")
+        if tool.name in ("kube-apiserver", "kubectl"):
+            _kubernetes_module(workdir)
+            _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
+            package = f"k8s.io/kubernetes/cmd/{tool.name}"
+            flags = _ldflags(_kube_version_flags())
+            _run_go(["build", "-v", "-ldflags", flags, "-o", str(partial), package], workdir, tool.name, log)
+        elif tool.name == "etcd":
+            _etcd_module(workdir)
+            _run_go(["mod", "tidy"], workdir, "etcd modules", log)
+            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "etcd", log)
+        elif tool.name == "helm":
+            (workdir / "go.mod").write_text("module orderflow.local/helm\n\ngo 1.26.0\n")
+            _run_go(["get", f"helm.sh/helm/v3@v{tool.version}"], workdir, "helm modules", log)
+            flags = _ldflags(
+                {
+                    "helm.sh/helm/v3/internal/version.version": f"v{tool.version}",
+                    "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
+                }
+            )
+            _run_go(
+                ["build", "-v", "-ldflags", flags, "-o", str(partial), "helm.sh/helm/v3/cmd/helm"],
+                workdir,
+                "helm",
+                log,
+            )
+        else:  # pragma: no cover - TOOLS and this function are kept in step
+            raise ToolError(f"no build recipe for {tool.name}")
+        partial.replace(target)  # atomic: a killed build never leaves a half-written binary
+    if not tool.fits(_version_output(target, tool)):
+        raise ToolError(f"built {target} but its version output does not match v{tool.version}")
+
+
+def main() -> None:  # `python -m orderflow.cluster.tools` builds everything, for CI warm-up
+    for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True)).items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

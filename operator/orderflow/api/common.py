@@ -1,0 +1,175 @@
+"""Types both kinds share: items, addresses, conditions, and the base model's conventions.
+
+Models are the source of truth for the CRDs: field descriptions become ``kubectl explain`` text,
+constraints become OpenAPI validation, and ``x-kubernetes-validations`` carry CEL rules.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from orderflow.api.countries import ISO_3166_ALPHA2
+
+GROUP = "orderflow.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "orderflow"
+
+HISTORY_LIMIT = 20
+MAX_ITEMS = 100
+
+
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def one_way(field: str, what: str) -> dict[str, str]:
+    """A transition rule: once the flag is true it stays true (a one-way signal)."""
+    return cel(
+        f"!has(oldSelf.{field}) || !oldSelf.{field} || (has(self.{field}) && self.{field})",
+        f"spec.{field} cannot be set back to false: {what}",
+        field_path=f".{field}",
+    )
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields ignored (the API server prunes)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_enum_values=False,
+        extra="ignore",
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON the API server stores: aliases, no unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+Sku = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Stock keeping unit: letters, digits, '.', '_' and '-', starting with a letter or digit.",
+    ),
+]
+
+Email = Annotated[
+    str,
+    Field(
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The customer's e-mail address, for shipping notices.",
+    ),
+]
+
+
+class Item(Model):
+    """One line of an order: a SKU and how many of it."""
+
+    sku: Sku
+    quantity: int = Field(ge=1, le=10_000, description="How many units; at least 1.")
+
+
+ITEMS_FIELD_RULES = [
+    cel(
+        "self.all(i, self.exists_one(j, j.sku == i.sku))",
+        "each SKU may appear only once; add the quantities into one item instead",
+    )
+]
+
+
+class ShippingAddress(Model):
+    """Where the parcel goes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.country in [" + ", ".join(f"'{c}'" for c in ISO_3166_ALPHA2) + "]",
+                    "country must be an ISO 3166-1 alpha-2 code in capitals, such as US, DE or JP",
+                    field_path=".country",
+                )
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="Recipient's full name.")
+    street: str = Field(min_length=1, max_length=200, description="Street and house number.")
+    line2: str | None = Field(default=None, max_length=200, description="Apartment, suite or c/o line.")
+    city: str = Field(min_length=1, max_length=100, description="City or town.")
+    postal_code: str = Field(
+        min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$", description="Postal or ZIP code."
+    )
+    region: str | None = Field(default=None, max_length=100, description="State, province or region, where used.")
+    country: str = Field(
+        min_length=2,
+        max_length=2,
+        description="ISO 3166-1 alpha-2 country code in capitals, e.g. US, DE, JP.",
+    )
+
+
+class StepDurations(Model):
+    """How long each timed step takes, in seconds; zero is allowed (tests and benchmarks)."""
+
+    picking: float | None = Field(default=None, ge=0, le=86_400, description="Seconds the Picking step takes.")
+    packing: float | None = Field(default=None, ge=0, le=86_400, description="Seconds the Packing step takes.")
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(Model):
+    """A metav1.Condition: one aspect of the object's current state."""
+
+    type: str = Field(
+        min_length=1, max_length=316, description="Condition type: Ready, Reconciling, Stalled, Paused, ..."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this condition was computed from."
+    )
+    last_transition_time: datetime.datetime = Field(description="When status last changed.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="A CamelCase word saying why.",
+    )
+    message: str = Field(default="", max_length=32_768, description="A sentence for a person.")
+
+
+CONDITIONS_EXTRA: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
+
+
+class HistoryEntry(Model):
+    """One transition of the workflow, kept in status (bounded) besides the Event it also emits."""
+
+    time: datetime.datetime = Field(description="When it happened.")
+    phase: str = Field(description="The phase after the transition.")
+    reason: str = Field(description="What happened: Started, Picked, Packed, Shipped, Paused, Resumed, ...")
+    message: str = Field(default="", description="A sentence for a person.")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

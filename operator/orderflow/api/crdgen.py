@@ -1,0 +1,213 @@
+"""Generate the CustomResourceDefinitions from the pydantic models, as controller-gen does from Go types.
+
+The API server needs a *structural* schema: every node typed, no ``$ref``, no ``anyOf`` for
+optionality, defaults that validate. Pydantic's JSON Schema is close; this module inlines the
+references, folds ``X | None`` into an optional ``X`` and keeps what Kubernetes understands
+(descriptions, enums, ranges, patterns, formats, defaults, ``x-kubernetes-*`` extensions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from orderflow.api import fulfillment, order
+from orderflow.api.common import CATEGORY, GROUP, VERSION
+
+# Keywords that pass from pydantic's JSON Schema into the OpenAPI v3 schema unchanged.
+_KEPT = (
+    "description",
+    "type",
+    "format",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "required",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    description: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    columns: tuple[dict[str, Any], ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.yaml"
+
+
+def _age() -> dict[str, Any]:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+KINDS = (
+    KindSpec(
+        kind=order.KIND,
+        plural=order.PLURAL,
+        short_names=("ord",),
+        description="An Order: what a customer asked for. Its controller starts one Fulfillment, "
+        "drives it through the Fulfillment's spec and mirrors its status.",
+        spec=order.OrderSpec,
+        status=order.OrderStatus,
+        columns=(
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Fulfillment", "type": "string", "jsonPath": ".status.fulfillment.phase"},
+            {"name": "Progress", "type": "integer", "jsonPath": ".status.fulfillment.percent",
+             "description": "Fulfillment progress in percent"},
+            {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber",
+             "priority": 1},
+            _age(),
+        ),
+    ),
+    KindSpec(
+        kind=fulfillment.KIND,
+        plural=fulfillment.PLURAL,
+        short_names=("ful", "fulfil"),
+        description="A Fulfillment: an independent workflow (Pending, Picking, Packing, Shipped) "
+        "driven only by its spec (signals) and observed only through its status (queries).",
+        spec=fulfillment.FulfillmentSpec,
+        status=fulfillment.FulfillmentStatus,
+        columns=(
+            {"name": "Order", "type": "string", "jsonPath": ".spec.orderRef.name"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent",
+             "description": "Progress in percent"},
+            {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused"},
+            {"name": "Tracking", "type": "string", "jsonPath": ".status.trackingNumber", "priority": 1},
+            _age(),
+        ),
+    ),
+)
+
+
+class SchemaError(ValueError):
+    """A model uses a construct that has no structural OpenAPI equivalent."""
+
+
+def structural(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of a model, references inlined."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+    return _convert(schema, defs)
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        # Keywords beside the reference (a field's description, default) win over the type's.
+        node = {**target, **node}
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) != 1:
+            raise SchemaError(f"only `X | None` unions are supported, got {options}")
+        if node.get("default", ...) is None:
+            del node["default"]  # optional: absent, not null
+        node = {**_convert(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
+    if "allOf" in node:
+        (only,) = node.pop("allOf")
+        node = {**_convert(only, defs), **node}
+
+    out: dict[str, Any] = {k: node[k] for k in _KEPT if k in node}
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if out.get("type") == "object" or "properties" in node:
+        out["type"] = "object"
+        props = node.get("properties", {})
+        if props:
+            out["properties"] = {name: _convert(sub, defs) for name, sub in props.items()}
+        # A default for an object is the API server's business only when written out in full.
+        out.pop("default", None) if props else None
+    if out.get("type") == "array":
+        out["items"] = _convert(node["items"], defs)
+        if out.get("default") == []:
+            del out["default"]  # an empty list is the same as none, and keeps objects small
+    for key, value in node.items():
+        if key.startswith("x-kubernetes-"):
+            out[key] = value
+    if "type" not in out:
+        raise SchemaError(f"schema node without a type: {node}")
+    return out
+
+
+def crd(spec: KindSpec) -> dict[str, Any]:
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": spec.description,
+        "properties": {
+            "apiVersion": {"type": "string", "description": "The API version: orderflow.dev/v1alpha1."},
+            "kind": {"type": "string", "description": f"The kind: {spec.kind}."},
+            "metadata": {"type": "object"},
+            "spec": structural(spec.spec),
+            "status": structural(spec.status),
+        },
+        "required": ["spec"],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": spec.name,
+            "annotations": {"orderflow.dev/generated-by": "orderflow crds (from orderflow.api models)"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": spec.kind,
+                "listKind": f"{spec.kind}List",
+                "plural": spec.plural,
+                "singular": spec.kind.lower(),
+                "shortNames": list(spec.short_names),
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": list(spec.columns),
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated by `orderflow crds` from the models in operator/orderflow/api. Do not edit.\n"
+
+
+def render(spec: KindSpec) -> str:
+    return HEADER + yaml.safe_dump(crd(spec), sort_keys=False, width=100, allow_unicode=True)
+
+
+def write(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in KINDS:
+        path = directory / spec.filename
+        path.write_text(render(spec))
+        written.append(path)
+    return written

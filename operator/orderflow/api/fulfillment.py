@@ -1,0 +1,171 @@
+"""Fulfillment: an independent workflow, driven by ``spec`` (signals) and read through ``status``.
+
+Whoever creates a Fulfillment (the order controller, or a person with kubectl) talks to it only
+through these two halves: desired state in ``spec``, actual state in the ``status`` subresource.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+from pydantic import ConfigDict, Field
+
+from orderflow.api.common import (
+    CONDITIONS_EXTRA,
+    HISTORY_LIMIT,
+    ITEMS_FIELD_RULES,
+    MAX_ITEMS,
+    Condition,
+    Email,
+    HistoryEntry,
+    Item,
+    Model,
+    ShippingAddress,
+    StepDurations,
+    cel,
+    one_way,
+)
+
+KIND = "Fulfillment"
+PLURAL = "fulfillments"
+
+
+class FulfillmentPhase(enum.StrEnum):
+    PENDING = "Pending"
+    PICKING = "Picking"
+    PACKING = "Packing"
+    SHIPPED = "Shipped"
+    CANCELLED = "Cancelled"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (FulfillmentPhase.SHIPPED, FulfillmentPhase.CANCELLED, FulfillmentPhase.FAILED)
+
+
+class TimedStep(enum.StrEnum):
+    """The steps that take time, in order; Shipped follows the last one."""
+
+    PICKING = "Picking"
+    PACKING = "Packing"
+
+
+STEPS: tuple[FulfillmentPhase, ...] = tuple(FulfillmentPhase(step.value) for step in TimedStep)
+
+
+class OrderReference(Model):
+    """The Order this Fulfillment was started for. Informational: the Fulfillment never reads Orders."""
+
+    name: str = Field(min_length=1, max_length=253, description="The Order's name, in the same namespace.")
+    uid: str = Field(min_length=1, max_length=64, description="The Order's metadata.uid.")
+
+
+class SimulatedFailure(Model):
+    """Failure injection for demos and tests: the workflow fails when it reaches this step."""
+
+    step: TimedStep = Field(description="The step at which to fail: Picking or Packing.")
+    message: str = Field(
+        default="simulated failure", max_length=1024, description="The reason reported in status."
+    )
+
+
+class FulfillmentSpec(Model):
+    """Desired state. Each field a signal: start, pause/resume, cancel, change the address."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                one_way("started", "a fulfillment that has started cannot be un-started"),
+                one_way("cancelled", "a cancelled fulfillment stays cancelled"),
+                cel(
+                    "has(self.orderRef) == has(oldSelf.orderRef)"
+                    " && (!has(self.orderRef) || self.orderRef == oldSelf.orderRef)",
+                    "spec.orderRef cannot be changed, added or removed after creation",
+                    field_path=".orderRef",
+                ),
+            ]
+        }
+    )
+
+    order_ref: OrderReference | None = Field(
+        default=None, description="The Order this Fulfillment serves, if any. Immutable."
+    )
+    items: list[Item] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS,
+        description="What to pick and pack: at least one item, each SKU once.",
+        json_schema_extra={"x-kubernetes-validations": ITEMS_FIELD_RULES},
+    )
+    customer_email: Email
+    shipping_address: ShippingAddress = Field(
+        description="Where to ship. Changes are taken until the parcel has shipped, refused after."
+    )
+    started: bool = Field(
+        default=False, description="Signal: start the workflow. One-way: cannot be set back to false."
+    )
+    paused: bool = Field(default=False, description="Signal: pause (true) or resume (false) the running step.")
+    cancelled: bool = Field(
+        default=False,
+        description="Signal: cancel before shipping. One-way. Refused (and reported) once shipped.",
+    )
+    step_duration_seconds: StepDurations | None = Field(
+        default=None,
+        description="Per-object override of step durations, for demos and tests. "
+        "Unset steps take the controller's default.",
+    )
+    simulate_failure: SimulatedFailure | None = Field(
+        default=None, description="Failure injection for demos and tests: fail at the given step."
+    )
+
+
+class FulfillmentProgress(Model):
+    """How far the workflow has come."""
+
+    current_step: str = Field(description="The phase the workflow is in.")
+    completed_steps: int = Field(ge=0, description="Steps done (Picking, Packing, Shipping).")
+    total_steps: int = Field(ge=1, description="Steps in all.")
+    percent: int = Field(ge=0, le=100, description="completedSteps / totalSteps, in percent.")
+
+
+class FulfillmentStatus(Model):
+    """Actual state, written only by the fulfillment controller. Everything needed to resume."""
+
+    phase: FulfillmentPhase = Field(default=FulfillmentPhase.PENDING, description="Where the workflow is.")
+    progress: FulfillmentProgress | None = Field(default=None, description="How far it has come.")
+    observed_generation: int | None = Field(
+        default=None,
+        description="The metadata.generation last acted on: a signal is acknowledged when this "
+        "reaches the generation its spec change produced.",
+    )
+    paused: bool = Field(default=False, description="Whether the running step is paused now.")
+    started_at: datetime.datetime | None = Field(default=None, description="When the workflow started.")
+    step_started_at: datetime.datetime | None = Field(
+        default=None, description="When the current step started."
+    )
+    step_elapsed_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Time spent in the current step up to stepResumedAt (paused time is not counted).",
+    )
+    step_resumed_at: datetime.datetime | None = Field(
+        default=None, description="When the step last started running; unset while paused."
+    )
+    completed_at: datetime.datetime | None = Field(
+        default=None, description="When it reached Shipped, Cancelled or Failed."
+    )
+    tracking_number: str | None = Field(default=None, description="The parcel's tracking number, once shipped.")
+    shipping_address: ShippingAddress | None = Field(
+        default=None, description="The address in effect: the last one accepted from spec."
+    )
+    failure_message: str | None = Field(default=None, description="Why it failed, when phase is Failed.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (shipped), Reconciling, Stalled, Paused and Accepted (signals taken).",
+        json_schema_extra=CONDITIONS_EXTRA,
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"The last {HISTORY_LIMIT} transitions, oldest first.",
+    )

@@ -1,0 +1,126 @@
+"""Order: what a customer asked for. Its controller starts and drives one Fulfillment.
+
+``status`` mirrors the Fulfillment's actual state (as read from the Fulfillment's status) and
+records the signals last sent, so that a change made directly on the Fulfillment stands until the
+Order asks for something else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+from pydantic import ConfigDict, Field
+
+from orderflow.api.common import (
+    CONDITIONS_EXTRA,
+    ITEMS_FIELD_RULES,
+    MAX_ITEMS,
+    Condition,
+    Email,
+    Item,
+    Model,
+    ShippingAddress,
+    StepDurations,
+    one_way,
+)
+
+KIND = "Order"
+PLURAL = "orders"
+
+
+class DeletionPolicy(enum.StrEnum):
+    CANCEL = "Cancel"
+    ORPHAN = "Orphan"
+    DELETE = "Delete"
+
+
+class OrderPhase(enum.StrEnum):
+    PENDING = "Pending"
+    INVALID = "Invalid"
+    FULFILLING = "Fulfilling"
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (OrderPhase.COMPLETED, OrderPhase.CANCELLED, OrderPhase.FAILED)
+
+
+class OrderSpec(Model):
+    """What the customer ordered, and what they or an operator want done with it now."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [one_way("cancelled", "a cancelled order stays cancelled")]
+        }
+    )
+
+    customer_email: Email
+    items: list[Item] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS,
+        description="What was ordered: at least one item, each SKU once.",
+        json_schema_extra={"x-kubernetes-validations": ITEMS_FIELD_RULES},
+    )
+    shipping_address: ShippingAddress = Field(
+        description="Where to ship. A change is sent to the Fulfillment, which takes it until shipped."
+    )
+    paused: bool = Field(default=False, description="Pause (true) or resume (false) the fulfillment.")
+    cancelled: bool = Field(
+        default=False, description="Cancel the order and its fulfillment. One-way; too late once shipped."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.CANCEL,
+        description="What deleting the Order does to its Fulfillment: Cancel (default; it then "
+        "finishes its own lifecycle), Orphan (left alone) or Delete.",
+    )
+    step_duration_seconds: StepDurations | None = Field(
+        default=None,
+        description="Passed to the Fulfillment when it is created; for demos and tests.",
+    )
+
+
+class FulfillmentState(Model):
+    """The Fulfillment as last read from its status (the query), mirrored here."""
+
+    name: str = Field(description="The Fulfillment's name, in the Order's namespace.")
+    uid: str | None = Field(default=None, description="Its metadata.uid.")
+    phase: str | None = Field(default=None, description="Its status.phase.")
+    percent: int | None = Field(default=None, ge=0, le=100, description="Its progress, in percent.")
+    current_step: str | None = Field(default=None, description="Its current step.")
+    paused: bool | None = Field(default=None, description="Whether it is paused now.")
+    tracking_number: str | None = Field(default=None, description="Its tracking number, once shipped.")
+    generation: int | None = Field(default=None, description="Its metadata.generation.")
+    observed_generation: int | None = Field(
+        default=None, description="Its status.observedGeneration: the generation it has acknowledged."
+    )
+    message: str | None = Field(default=None, description="Its latest notable condition message.")
+
+
+class SentSignals(Model):
+    """The desired values the order controller last wrote to the Fulfillment's spec."""
+
+    paused: bool = Field(default=False, description="spec.paused as last sent.")
+    cancelled: bool = Field(default=False, description="spec.cancelled as last sent.")
+    shipping_address: ShippingAddress | None = Field(default=None, description="spec.shippingAddress as last sent.")
+    generation: int | None = Field(
+        default=None, description="The Fulfillment generation the last signal produced."
+    )
+    sent_at: datetime.datetime | None = Field(default=None, description="When the last signal was sent.")
+
+
+class OrderStatus(Model):
+    """Actual state, written only by the order controller."""
+
+    phase: OrderPhase = Field(default=OrderPhase.PENDING, description="Where the order is.")
+    observed_generation: int | None = Field(default=None, description="The metadata.generation last acted on.")
+    fulfillment: FulfillmentState | None = Field(default=None, description="The Fulfillment, as it reports itself.")
+    signals: SentSignals | None = Field(default=None, description="The signals last sent to the Fulfillment.")
+    completed_at: datetime.datetime | None = Field(default=None, description="When the order reached a final phase.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (completed), Reconciling, Stalled, Paused and SignalsAcknowledged.",
+        json_schema_extra=CONDITIONS_EXTRA,
+    )

@@ -1,0 +1,133 @@
+"""The fulfillment controller's Kopf wiring: read, decide, write, schedule. Nothing else.
+
+It watches Fulfillments (``@kopf.on.event``: no finalizer, no annotations), reconciles each one
+with the pure ``workflow.decide``, and writes only the ``status`` subresource, with the
+resourceVersion it decided on, so a decision made on stale state is refused (409) and made again.
+It never reads or writes Orders; it does not know who created a Fulfillment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from orderflow import metrics
+from orderflow.api.common import GROUP, VERSION, utcnow
+from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
+from orderflow.fulfillment import workflow
+from orderflow.kube import AsyncKube, Conflict, Kube, NotFound, merge_patch
+from orderflow.reconciler import ObjectKey, Store, WorkQueue
+from orderflow.runner import configure_kopf
+
+COMPONENT = "fulfillment-controller"
+log = logging.getLogger("orderflow.fulfillment")
+
+
+class FulfillmentController:
+    def __init__(self, kube: Kube, step_times: workflow.StepTimes, workers: int = 4) -> None:
+        self.kube = AsyncKube(kube, COMPONENT)
+        self.step_times = step_times
+        self.store = Store()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue("fulfillments", self.reconcile, workers=workers)
+        self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+
+    def observe(self, event_type: str | None, body: Any) -> None:
+        key = ObjectKey.of(body)
+        if event_type == "DELETED":
+            self.store.remove(key)
+            self.queue.forget(key)
+            return
+        self.store.put(body)
+        self.queue.add(key)
+
+    async def reconcile(self, key: ObjectKey) -> float | None:
+        body = self.store.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        metrics.RECONCILES.labels(COMPONENT).inc()
+        now = utcnow()
+        try:
+            observed = _parse(body)
+        except ValidationError as exc:
+            return await self._write(body, workflow.reject_spec(_status_of(body), _generation(body), exc, now))
+        decision = workflow.decide(observed, now, self.step_times)
+        return await self._write(body, decision, before=observed.status)
+
+    async def _write(
+        self, body: dict[str, Any], decision: workflow.Decision, before: FulfillmentStatus | None = None
+    ) -> float | None:
+        before = before if before is not None else _status_of(body)
+        if decision.changed(before):
+            meta = body["metadata"]
+            patch = {
+                "metadata": {"resourceVersion": meta["resourceVersion"]},
+                "status": merge_patch(body.get("status") or {}, decision.status.wire()),
+            }
+            try:
+                updated = await self.kube.patch(PLURAL, meta["namespace"], meta["name"], patch, "status")
+            except Conflict:
+                # Someone changed it since we read it: decide again on what is there now.
+                metrics.CONFLICTS.labels(COMPONENT).inc()
+                fresh = await self.kube.find(PLURAL, meta["namespace"], meta["name"])
+                if fresh:
+                    self.store.put(fresh)
+                return 0
+            except NotFound:
+                return None
+            self.store.put(updated)
+            _count_transitions(decision)
+            for event in decision.events:
+                self.kube.event(updated, event.type, event.reason, event.message)
+        return decision.wake_after
+
+
+def _generation(body: dict[str, Any]) -> int:
+    return int(body["metadata"].get("generation", 1))
+
+
+def _status_of(body: dict[str, Any]) -> FulfillmentStatus:
+    try:
+        return FulfillmentStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return FulfillmentStatus()
+
+
+def _parse(body: dict[str, Any]) -> workflow.Observed:
+    meta = body["metadata"]
+    return workflow.Observed(
+        name=meta["name"],
+        uid=meta["uid"],
+        generation=_generation(body),
+        spec=FulfillmentSpec.model_validate(body.get("spec") or {}),
+        status=FulfillmentStatus.model_validate(body.get("status") or {}),
+    )
+
+
+def _count_transitions(decision: workflow.Decision) -> None:
+    for event in decision.events:
+        metrics.TRANSITIONS.labels(COMPONENT, event.reason).inc()
+    for step, seconds in decision.completed_steps:
+        metrics.STEP_SECONDS.labels(COMPONENT, step).observe(seconds)
+
+
+def build_registry(controller: FulfillmentController) -> kopf.OperatorRegistry:
+    """A registry of the fulfillment controller's own, so two controllers never share handlers."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, COMPONENT)
+        controller.queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.queue.stop()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def fulfillment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.observe(type, body)
+
+    return registry

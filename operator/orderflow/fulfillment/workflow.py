@@ -1,0 +1,291 @@
+"""The fulfillment workflow as a pure function: state in, decision out. No Kopf, no I/O.
+
+Everything the workflow needs to continue lives in ``status``: the phase, when the current step
+started, how much of it had elapsed when it was last paused or resumed. So a controller that is
+killed at any moment and restarted calls ``decide`` with the same status and continues the same
+step with the time already spent counted; and because each transition is computed from the
+status it replaces, and written with that status's resourceVersion, no step is done twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+
+from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry
+from orderflow.api.fulfillment import (
+    STEPS,
+    FulfillmentPhase,
+    FulfillmentProgress,
+    FulfillmentSpec,
+    FulfillmentStatus,
+    TimedStep,
+)
+from orderflow.conditions import set_condition
+
+Phase = FulfillmentPhase
+TOTAL_STEPS = len(STEPS) + 1  # the timed steps, then handing the parcel over (Shipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTimes:
+    """Default step durations in seconds (the controller's setting); a spec may override each."""
+
+    picking: float = 5.0
+    packing: float = 5.0
+
+    def for_step(self, phase: Phase, spec: FulfillmentSpec) -> float:
+        override = spec.step_duration_seconds
+        if phase is Phase.PICKING:
+            return override.picking if override and override.picking is not None else self.picking
+        if phase is Phase.PACKING:
+            return override.packing if override and override.packing is not None else self.packing
+        raise ValueError(f"{phase} is not a timed step")
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What the controller read: identity, generation, the parsed spec and status."""
+
+    name: str
+    uid: str
+    generation: int
+    spec: FulfillmentSpec
+    status: FulfillmentStatus
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    status: FulfillmentStatus
+    events: tuple[Event, ...]
+    wake_after: float | None  # seconds until the running step ends; None when nothing is timed
+    completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
+
+    def changed(self, before: FulfillmentStatus) -> bool:
+        return self.status.wire() != before.wire()
+
+
+def tracking_number(uid: str) -> str:
+    """Deterministic per object, so a retried write can never issue a second number."""
+    return "OF" + hashlib.sha256(uid.encode()).hexdigest()[:12].upper()
+
+
+def elapsed(status: FulfillmentStatus, now: datetime.datetime) -> float:
+    """Seconds spent in the current step, not counting paused time."""
+    running = (now - status.step_resumed_at).total_seconds() if status.step_resumed_at else 0.0
+    return status.step_elapsed_seconds + max(0.0, running)
+
+
+def progress_of(phase: Phase, before: FulfillmentProgress | None) -> FulfillmentProgress:
+    if phase is Phase.PENDING:
+        done = 0
+    elif phase in STEPS:
+        done = STEPS.index(phase)
+    elif phase is Phase.SHIPPED:
+        done = TOTAL_STEPS
+    else:  # Cancelled and Failed keep the progress reached; it never goes back
+        done = before.completed_steps if before else 0
+    return FulfillmentProgress(
+        current_step=phase.value,
+        completed_steps=done,
+        total_steps=TOTAL_STEPS,
+        percent=done * 100 // TOTAL_STEPS,
+    )
+
+
+class _Draft:
+    """A status being changed, collecting the events and history entries the changes make."""
+
+    def __init__(self, observed: Observed) -> None:
+        self.status = observed.status.model_copy(deep=True)
+        self.events: list[Event] = []
+        self.completed_steps: list[tuple[str, float]] = []
+
+    def record(self, at: datetime.datetime, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+        entry = HistoryEntry(time=at, phase=self.status.phase.value, reason=reason, message=message)
+        self.status.history = [*self.status.history, entry][-HISTORY_LIMIT:]
+
+    def enter(self, phase: Phase, at: datetime.datetime, reason: str, message: str, warning: bool = False) -> None:
+        s = self.status
+        s.phase = phase
+        s.progress = progress_of(phase, s.progress)
+        if phase.terminal:
+            s.completed_at = at
+            s.step_started_at = None
+            s.step_resumed_at = None
+            s.step_elapsed_seconds = 0
+            s.paused = False
+        else:
+            s.step_started_at = at
+            s.step_elapsed_seconds = 0
+            s.step_resumed_at = None if s.paused else at
+        self.record(at, reason, message, warning)
+
+
+def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> Decision:
+    spec = observed.spec
+    draft = _Draft(observed)
+    s = draft.status
+    refusals: list[tuple[str, str]] = []
+
+    if s.progress is None:
+        s.progress = progress_of(s.phase, None)
+
+    # The address: taken until shipped (or otherwise finished), refused after.
+    if s.shipping_address is None:
+        s.shipping_address = spec.shipping_address
+    elif s.shipping_address != spec.shipping_address:
+        if s.phase.terminal:
+            refusals.append(
+                ("AddressChangeRefused", f"the shipping address cannot change: the fulfillment is {s.phase.value}")
+            )
+        else:
+            s.shipping_address = spec.shipping_address
+            draft.events.append(
+                Event("Normal", "AddressChanged", f"shipping address changed to {_one_line(spec)}")
+            )
+
+    if spec.cancelled and not s.phase.terminal:
+        draft.enter(Phase.CANCELLED, now, "Cancelled", f"cancelled while {s.phase.value}")
+    elif spec.cancelled and s.phase is Phase.SHIPPED:
+        refusals.append(("CancelRefused", "cannot cancel: the parcel has already shipped"))
+
+    if spec.started and s.phase is Phase.PENDING:
+        s.paused = spec.paused
+        s.started_at = now
+        draft.enter(Phase.PICKING, now, "Started", "started; picking items")
+        if s.paused:
+            draft.record(now, "Paused", "started paused")
+
+    if s.phase in STEPS and spec.paused != s.paused:
+        if spec.paused:
+            s.step_elapsed_seconds = elapsed(s, now)
+            s.step_resumed_at = None
+            s.paused = True
+            draft.record(now, "Paused", f"paused during {s.phase.value}")
+        else:
+            s.step_resumed_at = now
+            s.paused = False
+            draft.record(now, "Resumed", f"resumed {s.phase.value}")
+
+    wake_after = _advance(draft, observed, now, defaults)
+    _set_conditions(draft.status, observed.generation, refusals, now)
+    draft.status.observed_generation = observed.generation
+    for reason, message in refusals:
+        # Warn once, when the refusal is new, not on every reconcile that still sees it.
+        before = next((c for c in observed.status.conditions if c.type == "Accepted"), None)
+        if before is None or before.reason != reason:
+            draft.events.append(Event("Warning", reason, message))
+    return Decision(
+        status=draft.status,
+        events=tuple(draft.events),
+        wake_after=wake_after,
+        completed_steps=tuple(draft.completed_steps),
+    )
+
+
+def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, now: datetime.datetime) -> Decision:
+    """A spec the schema let through but the workflow cannot use: say so, change nothing else."""
+    new = status.model_copy(deep=True)
+    message = f"spec cannot be used: {_brief(error)}"
+    before = next((c for c in status.conditions if c.type == "Stalled"), None)
+    set_condition(new.conditions, "Stalled", ConditionStatus.TRUE, "InvalidSpec", message, generation, now)
+    set_condition(new.conditions, "Ready", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
+    new.observed_generation = generation
+    events = () if before and before.reason == "InvalidSpec" else (Event("Warning", "InvalidSpec", message),)
+    return Decision(status=new, events=events, wake_after=None)
+
+
+def _brief(error: Exception) -> str:
+    """One line per problem, naming the field, from a pydantic ValidationError or any error."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        return "; ".join(
+            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors()[:5]
+        )
+    return str(error)
+
+
+def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults: StepTimes) -> float | None:
+    """Complete every step whose time has run out (a restart may find several); time the next."""
+    s, spec = draft.status, observed.spec
+    while s.phase in STEPS and not s.paused:
+        assert s.step_resumed_at is not None
+        failure = spec.simulate_failure
+        if failure and failure.step == TimedStep(s.phase.value):
+            s.failure_message = failure.message
+            draft.enter(Phase.FAILED, now, "Failed", f"failed during {s.phase.value}: {failure.message}", warning=True)
+            return None
+        duration = defaults.for_step(s.phase, spec)
+        spent = elapsed(s, now)
+        if spent < duration:
+            return duration - spent
+        # The step ended when its time ran out, which after a restart may be before `now`.
+        done_at = s.step_resumed_at + datetime.timedelta(seconds=duration - s.step_elapsed_seconds)
+        done_at = min(done_at, now)
+        draft.completed_steps.append((s.phase.value, duration))
+        if s.phase is Phase.PICKING:
+            draft.enter(Phase.PACKING, done_at, "Picked", "items picked; packing")
+        else:
+            s.tracking_number = tracking_number(observed.uid)
+            draft.enter(Phase.SHIPPED, done_at, "Shipped", f"shipped to {_one_line(spec)}")
+    return None
+
+
+def _one_line(spec: FulfillmentSpec) -> str:
+    a = spec.shipping_address
+    return f"{a.name}, {a.street}, {a.postal_code} {a.city}, {a.country}"
+
+
+def _set_conditions(
+    s: FulfillmentStatus, generation: int, refusals: list[tuple[str, str]], now: datetime.datetime
+) -> None:
+    T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+    running = s.phase in STEPS and not s.paused
+
+    if s.phase is Phase.SHIPPED:
+        ready = (T, "Shipped", f"shipped; tracking number {s.tracking_number}")
+    elif s.phase is Phase.PENDING:
+        ready = (F, "NotStarted", "waiting for spec.started")
+    elif s.phase.terminal:
+        ready = (F, s.phase.value, f"the fulfillment is {s.phase.value}")
+    else:
+        ready = (F, "InProgress", f"{s.phase.value}" + (" (paused)" if s.paused else ""))
+    set_condition(s.conditions, "Ready", *ready, generation, now)
+
+    if running:
+        reconciling = (T, "Progressing", f"{s.phase.value} in progress")
+    elif s.paused and s.phase in STEPS:
+        reconciling = (F, "Paused", f"paused during {s.phase.value}")
+    elif s.phase is Phase.PENDING:
+        reconciling = (F, "NotStarted", "waiting for spec.started")
+    else:
+        reconciling = (F, "Finished", f"the fulfillment is {s.phase.value}")
+    set_condition(s.conditions, "Reconciling", *reconciling, generation, now)
+
+    if s.phase is Phase.FAILED:
+        stalled = (T, "Failed", s.failure_message or "failed")
+    else:
+        stalled = (F, "NoError", "no error")
+    set_condition(s.conditions, "Stalled", *stalled, generation, now)
+
+    if s.paused:
+        paused = (T, "PausedBySignal", f"paused during {s.phase.value}; set spec.paused=false to resume")
+    else:
+        paused = (F, "NotPaused", "not paused")
+    set_condition(s.conditions, "Paused", *paused, generation, now)
+
+    if refusals:
+        accepted = (F, refusals[0][0], "; ".join(message for _, message in refusals))
+    else:
+        accepted = (T, "SignalsApplied", "every signal in spec has been applied")
+    set_condition(s.conditions, "Accepted", *accepted, generation, now)

@@ -1,0 +1,236 @@
+"""Shared plumbing for both controllers: a small typed Kubernetes client, merge patches, Events.
+
+Kopf's ``patch`` kwarg only writes to the object being handled, so every write here goes through
+this client: pykube-ng's HTTP session (connection pooling, kubeconfig and in-cluster login),
+with the API server's ``Status`` errors turned into typed exceptions. The calls block, so the
+controllers run them in worker threads (``asyncio.to_thread``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import pykube
+import requests
+
+from orderflow.api.common import API_VERSION
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """The API server answered with an error Status."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409: a stale resourceVersion, or (reason AlreadyExists) a create of an existing name."""
+
+    @property
+    def already_exists(self) -> bool:
+        return self.reason == "AlreadyExists"
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 403: Forbidden, 422: Invalid}
+
+
+def _raise_for(response: requests.Response) -> None:
+    if response.ok:
+        return
+    reason, message = response.reason or "Error", response.text
+    try:
+        status = response.json()
+        reason = status.get("reason") or reason
+        message = status.get("message") or message
+    except ValueError:
+        pass
+    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, reason, message)
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns ``old`` into ``new`` (lists are replaced whole)."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before or key not in old:
+            patch[key] = value
+    return patch
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Kube:
+    """Blocking calls to the API server for the orderflow kinds, Events and a few built-ins."""
+
+    def __init__(self, api: pykube.HTTPClient) -> None:
+        self._api = api
+
+    @classmethod
+    def from_env(cls) -> Kube:
+        """Log in from KUBECONFIG / ~/.kube/config, or in-cluster from the ServiceAccount."""
+        return cls(pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=30))
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        namespace: str | None,
+        version: str = API_VERSION,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"version": version, "url": url}
+        if namespace is not None:
+            kwargs["namespace"] = namespace
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": content_type}
+        if params:
+            kwargs["params"] = params
+        response = self._api.request(method, **kwargs)
+        _raise_for(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    # -- custom resources of orderflow.dev ---------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._request("GET", f"{plural}/{name}", namespace)
+
+    def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(plural, namespace, name)
+        except NotFound:
+            return None
+
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", plural, namespace, body=body)
+
+    def patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch. Put ``metadata.resourceVersion`` in it to fail with 409 when stale."""
+        url = f"{plural}/{name}" + (f"/{subresource}" if subresource else "")
+        return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
+
+    def delete(self, plural: str, namespace: str, name: str) -> None:
+        try:
+            self._request("DELETE", f"{plural}/{name}", namespace)
+        except NotFound:
+            pass
+
+    # -- Events ------------------------------------------------------------------------------
+
+    def record_event(
+        self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str
+    ) -> None:
+        meta = obj["metadata"]
+        now = now_rfc3339()
+        self._request(
+            "POST",
+            "events",
+            meta["namespace"],
+            version="v1",
+            body={
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": obj.get("apiVersion", API_VERSION),
+                    "kind": obj["kind"],
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid"),
+                },
+                "type": type_,
+                "reason": reason,
+                "message": message[:1024],
+                "source": {"component": component},
+                "reportingComponent": f"orderflow.dev/{component}",
+                "reportingInstance": socket.gethostname(),
+                "firstTimestamp": now.split(".")[0] + "Z",
+                "lastTimestamp": now.split(".")[0] + "Z",
+                "count": 1,
+            },
+        )
+
+
+class AsyncKube:
+    """The same calls, run in worker threads so the event loop never blocks on I/O."""
+
+    def __init__(self, kube: Kube, component: str) -> None:
+        self.sync = kube
+        self.component = component
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.get, plural, namespace, name)
+
+    async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.sync.find, plural, namespace, name)
+
+    async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.create, plural, namespace, body)
+
+    async def patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.patch, plural, namespace, name, patch, subresource)
+
+    async def delete(self, plural: str, namespace: str, name: str) -> None:
+        await asyncio.to_thread(self.sync.delete, plural, namespace, name)
+
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post an Event in the background: a lost Event must never hold up or fail a reconcile."""
+
+        async def post() -> None:
+            try:
+                await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
+            except Exception as exc:  # Events are best effort, as in client-go's recorder
+                log.warning("could not post Event %s on %s: %s", reason, obj["metadata"]["name"], exc)
+
+        task = asyncio.get_running_loop().create_task(post())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,37 @@
+"""Prometheus metrics, served by each controller on a port of its own (prometheus-client).
+
+Both controllers use the same metric names with a ``controller`` label, so one dashboard serves
+both; each process has its own registry (the default one) and its own endpoint.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+RECONCILES = Counter("orderflow_reconciles_total", "Reconciles run.", ["controller"])
+RECONCILE_ERRORS = Counter(
+    "orderflow_reconcile_errors_total", "Reconciles that raised and were retried.", ["controller"]
+)
+CONFLICTS = Counter(
+    "orderflow_write_conflicts_total", "Writes refused with 409 (stale resourceVersion).", ["controller"]
+)
+TRANSITIONS = Counter(
+    "orderflow_transitions_total", "Workflow transitions and signals applied, by reason.", ["controller", "reason"]
+)
+STEP_SECONDS = Histogram(
+    "orderflow_step_duration_seconds", "How long each fulfillment step ran.", ["controller", "step"]
+)
+SIGNAL_ACK_SECONDS = Histogram(
+    "orderflow_signal_ack_seconds",
+    "Time from sending a signal to the Fulfillment acknowledging it (observedGeneration).",
+    ["controller"],
+    buckets=_LATENCY_BUCKETS,
+)
+WORKFLOWS = Gauge("orderflow_workflows", "Objects known to the controller, by phase.", ["controller", "kind", "phase"])
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port, addr="0.0.0.0")  # in a Pod; the chart exposes the port

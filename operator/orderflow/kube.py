@@ -9,6 +9,7 @@ controllers run them in worker threads (``asyncio.to_thread``), never on the eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
@@ -153,16 +154,12 @@ class Kube:
         return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
 
     def delete(self, plural: str, namespace: str, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self._request("DELETE", f"{plural}/{name}", namespace)
-        except NotFound:
-            pass
 
     # -- Events ------------------------------------------------------------------------------
 
-    def record_event(
-        self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str
-    ) -> None:
+    def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> None:
         meta = obj["metadata"]
         now = now_rfc3339()
         self._request(

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict, JsonValue
 
 from orderflow.api.countries import ISO_3166_ALPHA2
 
@@ -24,9 +25,9 @@ HISTORY_LIMIT = 20
 MAX_ITEMS = 100
 
 
-def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> JsonDict:
     """One ``x-kubernetes-validations`` entry."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     if reason:
@@ -34,7 +35,7 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
     return entry
 
 
-def one_way(field: str, what: str) -> dict[str, str]:
+def one_way(field: str, what: str) -> JsonDict:
     """A transition rule: once the flag is true it stays true (a one-way signal)."""
     return cel(
         f"!has(oldSelf.{field}) || !oldSelf.{field} || (has(self.{field}) && self.{field})",
@@ -85,7 +86,7 @@ class Item(Model):
     quantity: int = Field(ge=1, le=10_000, description="How many units; at least 1.")
 
 
-ITEMS_FIELD_RULES = [
+ITEMS_FIELD_RULES: list[JsonValue] = [
     cel(
         "self.all(i, self.exists_one(j, j.sku == i.sku))",
         "each SKU may appear only once; add the quantities into one item instead",

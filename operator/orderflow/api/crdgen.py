@@ -73,10 +73,13 @@ KINDS = (
         columns=(
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Fulfillment", "type": "string", "jsonPath": ".status.fulfillment.phase"},
-            {"name": "Progress", "type": "integer", "jsonPath": ".status.fulfillment.percent",
-             "description": "Fulfillment progress in percent"},
-            {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber",
-             "priority": 1},
+            {
+                "name": "Progress",
+                "type": "integer",
+                "jsonPath": ".status.fulfillment.percent",
+                "description": "Fulfillment progress in percent",
+            },
+            {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber", "priority": 1},
             _age(),
         ),
     ),
@@ -91,8 +94,12 @@ KINDS = (
         columns=(
             {"name": "Order", "type": "string", "jsonPath": ".spec.orderRef.name"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent",
-             "description": "Progress in percent"},
+            {
+                "name": "Progress",
+                "type": "integer",
+                "jsonPath": ".status.progress.percent",
+                "description": "Progress in percent",
+            },
             {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused"},
             {"name": "Tracking", "type": "string", "jsonPath": ".status.trackingNumber", "priority": 1},
             _age(),

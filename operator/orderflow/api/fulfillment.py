@@ -65,9 +65,7 @@ class SimulatedFailure(Model):
     """Failure injection for demos and tests: the workflow fails when it reaches this step."""
 
     step: TimedStep = Field(description="The step at which to fail: Picking or Packing.")
-    message: str = Field(
-        default="simulated failure", max_length=1024, description="The reason reported in status."
-    )
+    message: str = Field(default="simulated failure", max_length=1024, description="The reason reported in status.")
 
 
 class FulfillmentSpec(Model):
@@ -140,9 +138,7 @@ class FulfillmentStatus(Model):
     )
     paused: bool = Field(default=False, description="Whether the running step is paused now.")
     started_at: datetime.datetime | None = Field(default=None, description="When the workflow started.")
-    step_started_at: datetime.datetime | None = Field(
-        default=None, description="When the current step started."
-    )
+    step_started_at: datetime.datetime | None = Field(default=None, description="When the current step started.")
     step_elapsed_seconds: float = Field(
         default=0,
         ge=0,

@@ -52,9 +52,7 @@ class OrderSpec(Model):
     """What the customer ordered, and what they or an operator want done with it now."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [one_way("cancelled", "a cancelled order stays cancelled")]
-        }
+        json_schema_extra={"x-kubernetes-validations": [one_way("cancelled", "a cancelled order stays cancelled")]}
     )
 
     customer_email: Email
@@ -105,9 +103,7 @@ class SentSignals(Model):
     paused: bool = Field(default=False, description="spec.paused as last sent.")
     cancelled: bool = Field(default=False, description="spec.cancelled as last sent.")
     shipping_address: ShippingAddress | None = Field(default=None, description="spec.shippingAddress as last sent.")
-    generation: int | None = Field(
-        default=None, description="The Fulfillment generation the last signal produced."
-    )
+    generation: int | None = Field(default=None, description="The Fulfillment generation the last signal produced.")
     sent_at: datetime.datetime | None = Field(default=None, description="When the last signal was sent.")
 
 

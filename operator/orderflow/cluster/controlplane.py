@@ -73,7 +73,7 @@ class Process:
         except OSError:
             return False
         # A recycled pid running something else is not ours.
-        return self.name.encode() in cmdline and not Path(f"/proc/{self.pid}/stat").read_text().split()[2] == "Z"
+        return self.name.encode() in cmdline and Path(f"/proc/{self.pid}/stat").read_text().split()[2] != "Z"
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         if not self.alive():
@@ -186,8 +186,10 @@ class ControlPlane:
         self._wait(
             "kube-apiserver",
             self.apiserver,
-            lambda: _http_ok(f"{self.server}/healthz", context)
-            and _http_ok(f"{self.server}/api/v1/namespaces/default", context),
+            lambda: (
+                _http_ok(f"{self.server}/healthz", context)
+                and _http_ok(f"{self.server}/api/v1/namespaces/default", context)
+            ),
         )
 
     def stop_apiserver(self) -> None:

@@ -27,14 +27,39 @@ HELM_VERSION = "3.22.0"
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
-_STAGING_MODULES = (
-    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider "
-    "cluster-bootstrap code-generator component-base component-helpers controller-manager "
-    "cri-api cri-client cri-streaming csi-translation-lib dynamic-resource-allocation "
-    "endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy "
-    "kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission "
-    "sample-apiserver streaming"
-).split()
+_STAGING_MODULES = [
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "cri-streaming",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "streaming",
+]
 
 
 class ToolError(RuntimeError):
@@ -52,7 +77,9 @@ class Tool:
 
 def _minor_within(output: str, prefix: str, major: int, minors: range) -> bool:
     match = re.search(rf"{prefix}v?(\d+)\.(\d+)\.(\d+)", output)
-    return bool(match) and int(match[1]) == major and int(match[2]) in minors
+    if match is None:
+        return False
+    return int(match[1]) == major and int(match[2]) in minors
 
 
 _KUBE_MINOR = int(KUBERNETES_VERSION.split(".")[1])
@@ -88,9 +115,7 @@ def cached_path(tool: Tool) -> Path:
 
 def _version_output(binary: Path, tool: Tool) -> str:
     try:
-        done = subprocess.run(
-            [str(binary), *tool.version_args], capture_output=True, text=True, timeout=30
-        )
+        done = subprocess.run([str(binary), *tool.version_args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout + done.stderr

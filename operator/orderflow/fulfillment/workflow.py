@@ -150,9 +150,7 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
             )
         else:
             s.shipping_address = spec.shipping_address
-            draft.events.append(
-                Event("Normal", "AddressChanged", f"shipping address changed to {_one_line(spec)}")
-            )
+            draft.events.append(Event("Normal", "AddressChanged", f"shipping address changed to {_one_line(spec)}"))
 
     if spec.cancelled and not s.phase.terminal:
         draft.enter(Phase.CANCELLED, now, "Cancelled", f"cancelled while {s.phase.value}")
@@ -209,9 +207,7 @@ def _brief(error: Exception) -> str:
     """One line per problem, naming the field, from a pydantic ValidationError or any error."""
     errors = getattr(error, "errors", None)
     if callable(errors):
-        return "; ".join(
-            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors()[:5]
-        )
+        return "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors()[:5])
     return str(error)
 
 

@@ -1,0 +1,1 @@
+"""The fulfillment controller: a durable workflow driven by spec signals and reported through status."""

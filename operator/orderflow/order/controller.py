@@ -1,0 +1,277 @@
+"""The order controller's Kopf wiring: read, decide, act, write, schedule.
+
+It observes Fulfillments only through ``@kopf.on.event`` (list and watch; nothing is written to
+them by Kopf), writes a Fulfillment's ``spec`` through the client (create, signal, delete) and
+never its status. It never imports the fulfillment controller: the contract in ``orderflow.api``
+is all the two share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from orderflow import metrics
+from orderflow.api.common import GROUP, VERSION, utcnow
+from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
+from orderflow.api.order import PLURAL as ORDERS
+from orderflow.api.order import OrderSpec, OrderStatus
+from orderflow.conditions import get_condition
+from orderflow.kube import AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
+from orderflow.order import workflow
+from orderflow.reconciler import ObjectKey, Store, WorkQueue
+from orderflow.runner import configure_kopf
+
+COMPONENT = "order-controller"
+log = logging.getLogger("orderflow.order")
+
+API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionResult:
+    """What carrying out one action changed for the rest of the reconcile."""
+
+    order_body: dict[str, Any] | None = None  # the Order as a metadata patch left it
+    status: OrderStatus | None = None  # a status to write instead of the decided one
+    signal_generation: int | None = None  # the Fulfillment generation a signal produced
+    retry_after: float | None = None  # stop here and reconcile again after this many seconds
+
+
+class OrderController:
+    def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4) -> None:
+        self.kube = AsyncKube(kube, COMPONENT)
+        self.ack_timeout = ack_timeout
+        self.orders = Store()
+        self.fulfillments = Store()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue("orders", self.reconcile, workers=workers)
+        self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+
+    # -- what the watches deliver ------------------------------------------------------------
+
+    def observe_order(self, event_type: str | None, body: Any) -> None:
+        key = ObjectKey.of(body)
+        if event_type == "DELETED":
+            self.orders.remove(key)
+            self.queue.forget(key)
+            return
+        self.orders.put(body)
+        self.queue.add(key)
+
+    def observe_fulfillment(self, event_type: str | None, body: Any) -> None:
+        ref = (body.get("spec") or {}).get("orderRef")
+        if not ref:
+            return  # made by hand, not for an Order: none of our business
+        key = ObjectKey.of(body)
+        if event_type == "DELETED":
+            self.fulfillments.remove(key)
+        else:
+            self.fulfillments.put(body)
+        self.queue.add(ObjectKey(key.namespace, ref["name"]))
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    async def reconcile(self, key: ObjectKey) -> float | None:
+        body = self.orders.get(key)
+        if body is None:
+            return None
+        metrics.RECONCILES.labels(COMPONENT).inc()
+        now = utcnow()
+        try:
+            order = _parse(body)
+        except ValidationError as exc:
+            await self._invalid(body, exc)
+            return None
+
+        fkey = ObjectKey(key.namespace, workflow.fulfillment_name(key.name))
+        fbody = self.fulfillments.get(fkey)
+        if fbody is None and (order.status.fulfillment is not None or order.deleting):
+            # The watch may not have delivered it yet (just started, or just created): ask.
+            fbody = await self._find_fulfillment(fkey)
+        fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
+
+        decision = workflow.decide(order, fulfillment, now, self.ack_timeout)
+        status = decision.status
+        for action in decision.actions:
+            result = await self._act(action, body, order, now)
+            body = result.order_body or body
+            if result.status is not None:
+                status = result.status
+            if result.signal_generation is not None and status is not None:
+                status = workflow.with_signal_generation(status, result.signal_generation)
+            if result.retry_after is not None:
+                return result.retry_after
+        if status is None:
+            return None
+        retry = await self._write_status(body, order.status, status)
+        if retry is not None:
+            return retry
+        self._observe_ack(order.status, status, now)
+        for event in decision.events:
+            self.kube.event(body, event.type, event.reason, event.message)
+        if _stalled_on_api(status):
+            return API_RETRY_SECONDS
+        return decision.requeue_after
+
+    async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
+        try:
+            found = await self.kube.find(FULFILLMENTS, key.namespace, key.name)
+        except (NotFound, Forbidden):
+            return None
+        if found and (found.get("spec") or {}).get("orderRef"):
+            self.fulfillments.put(found)
+        return found
+
+    async def _act(
+        self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder, now: Any
+    ) -> ActionResult:
+        ns, name = order.namespace, order.name
+        fname = workflow.fulfillment_name(name)
+        if isinstance(action, workflow.AddFinalizer | workflow.RemoveFinalizer):
+            finalizers = [f for f in body["metadata"].get("finalizers", []) if f != workflow.FINALIZER]
+            if isinstance(action, workflow.AddFinalizer):
+                finalizers.append(workflow.FINALIZER)
+            patch = {"metadata": {"finalizers": finalizers, "resourceVersion": body["metadata"]["resourceVersion"]}}
+            try:
+                updated = await self.kube.patch(ORDERS, ns, name, patch)
+            except Conflict:
+                return ActionResult(retry_after=await self._refresh(ObjectKey(ns, name)))
+            except NotFound:
+                return ActionResult()
+            self.orders.put(updated)
+            return ActionResult(order_body=updated)
+        if isinstance(action, workflow.CreateFulfillment):
+            try:
+                created = await self.kube.create(FULFILLMENTS, ns, action.body)
+            except Conflict as exc:
+                if not exc.already_exists:
+                    raise
+                # Ours from an earlier attempt, or someone else's: decide again on what is there.
+                await self._find_fulfillment(ObjectKey(ns, fname))
+                return ActionResult(retry_after=0.0)
+            except NotFound:
+                message = f"the Fulfillment API ({FULFILLMENTS}.{GROUP}) is not installed; install its CRD"
+                return self._blocked(order, "FulfillmentAPIUnavailable", message, now)
+            except Forbidden as exc:
+                message = f"not allowed to create Fulfillments: {exc.message}"
+                return self._blocked(order, "FulfillmentForbidden", message, now)
+            self.fulfillments.put(created)
+            return ActionResult()
+        if isinstance(action, workflow.SendSignals):
+            try:
+                updated = await self.kube.patch(FULFILLMENTS, ns, fname, {"spec": action.spec_patch})
+            except NotFound:
+                self.fulfillments.remove(ObjectKey(ns, fname))
+                return ActionResult(retry_after=0.0)
+            self.fulfillments.put(updated)
+            return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
+        if isinstance(action, workflow.DeleteFulfillment):
+            await self.kube.delete(FULFILLMENTS, ns, fname)
+            return ActionResult()
+        raise TypeError(f"unknown action {action!r}")
+
+    @staticmethod
+    def _blocked(order: workflow.ObservedOrder, reason: str, message: str, now: Any) -> ActionResult:
+        return ActionResult(status=workflow.blocked(order.status, order.generation, reason, message, now))
+
+    async def _refresh(self, key: ObjectKey) -> float:
+        fresh = await self.kube.find(ORDERS, key.namespace, key.name)
+        if fresh:
+            self.orders.put(fresh)
+        return 0.0
+
+    async def _write_status(self, body: dict[str, Any], before: OrderStatus, status: OrderStatus) -> float | None:
+        if status.wire() == before.wire():
+            return None
+        meta = body["metadata"]
+        patch = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "status": merge_patch(body.get("status") or {}, status.wire()),
+        }
+        try:
+            updated = await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch, "status")
+        except Conflict:
+            metrics.CONFLICTS.labels(COMPONENT).inc()
+            return await self._refresh(ObjectKey.of(body))
+        except NotFound:
+            return None
+        self.orders.put(updated)
+        return None
+
+    async def _invalid(self, body: dict[str, Any], exc: ValidationError) -> None:
+        """A spec the schema let through but this controller cannot read (e.g. an older CRD)."""
+        meta = body["metadata"]
+        message = "spec cannot be used: " + "; ".join(
+            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:5]
+        )
+        try:
+            before = OrderStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            before = OrderStatus()
+        generation = int(meta.get("generation", 1))
+        status = workflow.blocked(before, generation, "InvalidSpec", message, utcnow())
+        await self._write_status(body, before, status)
+        stalled = get_condition(before.conditions, "Stalled")
+        if stalled is None or stalled.reason != "InvalidSpec":
+            self.kube.event(body, "Warning", "InvalidSpec", message)
+
+    def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: Any) -> None:
+        was = get_condition(before.conditions, "SignalsAcknowledged")
+        acked = get_condition(after.conditions, "SignalsAcknowledged")
+        if acked and acked.status == "True" and (was is None or was.status != "True") and after.signals:
+            sent = after.signals.sent_at
+            if sent:
+                metrics.SIGNAL_ACK_SECONDS.labels(COMPONENT).observe(max(0.0, (now - sent).total_seconds()))
+
+
+def _stalled_on_api(status: OrderStatus) -> bool:
+    stalled = get_condition(status.conditions, "Stalled")
+    return bool(
+        stalled and stalled.status == "True" and stalled.reason in ("FulfillmentAPIUnavailable", "FulfillmentForbidden")
+    )
+
+
+def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
+    meta = body["metadata"]
+    try:
+        status = OrderStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        status = OrderStatus()
+    return workflow.ObservedOrder(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=meta["uid"],
+        generation=int(meta.get("generation", 1)),
+        spec=OrderSpec.model_validate(body.get("spec") or {}),
+        status=status,
+        deleting=bool(meta.get("deletionTimestamp")),
+        has_finalizer=workflow.FINALIZER in meta.get("finalizers", []),
+    )
+
+
+def build_registry(controller: OrderController) -> kopf.OperatorRegistry:
+    """A registry of the order controller's own, so two controllers never share handlers."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, COMPONENT)
+        controller.queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.queue.stop()
+
+    @kopf.on.event(GROUP, VERSION, ORDERS, registry=registry)
+    async def order_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.observe_order(type, body)
+
+    @kopf.on.event(GROUP, VERSION, FULFILLMENTS, registry=registry)
+    async def fulfillment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.observe_fulfillment(type, body)
+
+    return registry

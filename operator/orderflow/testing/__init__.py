@@ -1,0 +1,1 @@
+"""Test support: the pytest plugin that runs the real control plane and the controllers."""

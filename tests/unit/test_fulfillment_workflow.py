@@ -1,0 +1,261 @@
+"""The fulfillment workflow core: state in, decision out."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentSpec, FulfillmentStatus
+from orderflow.fulfillment.workflow import Observed, StepTimes, decide, elapsed, reject_spec, tracking_number
+
+T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+STEPS = StepTimes(picking=10, packing=20)
+ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
+
+
+def spec(**fields: Any) -> FulfillmentSpec:
+    base: dict[str, Any] = {
+        "items": [{"sku": "A", "quantity": 1}],
+        "customerEmail": "a@example.com",
+        "shippingAddress": ADDRESS,
+    }
+    base.update(fields)
+    return FulfillmentSpec.model_validate(base)
+
+
+class Clock:
+    """Runs the workflow the way the controller does: each reconcile feeds back the last status."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.now = T0
+        self.spec = spec(**fields)
+        self.generation = 1
+        self.status = FulfillmentStatus()
+        self.events: list[str] = []
+        self.wake_after: float | None = None
+
+    def signal(self, **fields: Any) -> Clock:
+        self.spec = FulfillmentSpec.model_validate({**self.spec.wire(), **fields})
+        self.generation += 1
+        return self.reconcile()
+
+    def advance(self, seconds: float) -> Clock:
+        self.now += datetime.timedelta(seconds=seconds)
+        return self.reconcile()
+
+    def reconcile(self) -> Clock:
+        decision = decide(Observed("f", "uid-1", self.generation, self.spec, self.status), self.now, STEPS)
+        self.status = decision.status
+        self.events += [e.reason for e in decision.events]
+        self.wake_after = decision.wake_after
+        return self
+
+    @property
+    def phase(self) -> FulfillmentPhase:
+        return self.status.phase
+
+    def condition(self, type_: str) -> tuple[str, str]:
+        c = next(c for c in self.status.conditions if c.type == type_)
+        return c.status.value, c.reason
+
+
+def test_not_started_stays_pending_and_reports_why() -> None:
+    clock = Clock().reconcile().advance(100)
+    assert clock.phase is FulfillmentPhase.PENDING
+    assert clock.condition("Ready") == ("False", "NotStarted")
+    assert clock.wake_after is None
+    assert clock.status.observed_generation == 1
+
+
+def test_runs_each_step_for_its_duration_then_ships() -> None:
+    clock = Clock(started=True).reconcile()
+    assert clock.phase is FulfillmentPhase.PICKING
+    assert clock.wake_after == 10
+    assert clock.advance(9.9).phase is FulfillmentPhase.PICKING
+    assert clock.advance(0.1).phase is FulfillmentPhase.PACKING
+    assert clock.wake_after == 20
+    clock.advance(20)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.status.tracking_number == tracking_number("uid-1")
+    assert clock.condition("Ready") == ("True", "Shipped")
+    assert clock.status.progress is not None and clock.status.progress.percent == 100
+    assert [h.reason for h in clock.status.history] == ["Started", "Picked", "Shipped"]
+
+
+def test_a_late_reconcile_completes_every_elapsed_step_at_the_time_it_ended() -> None:
+    clock = Clock(started=True).reconcile().advance(1000)  # e.g. the controller was down
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    picked, shipped = clock.status.history[1], clock.status.history[2]
+    assert picked.time == T0 + datetime.timedelta(seconds=10)
+    assert shipped.time == T0 + datetime.timedelta(seconds=30)
+
+
+def test_zero_length_steps_ship_in_one_decision() -> None:
+    clock = Clock(started=True, stepDurationSeconds={"picking": 0, "packing": 0}).reconcile()
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.events == ["Started", "Picked", "Shipped"]
+
+
+def test_paused_time_is_not_counted() -> None:
+    clock = Clock(started=True).reconcile().advance(4)
+    clock.signal(paused=True)
+    assert clock.condition("Paused") == ("True", "PausedBySignal")
+    assert clock.status.step_elapsed_seconds == 4
+    assert clock.wake_after is None
+    clock.advance(1000)
+    assert clock.phase is FulfillmentPhase.PICKING
+    clock.signal(paused=False)
+    assert clock.wake_after == 6
+    assert clock.advance(5.9).phase is FulfillmentPhase.PICKING
+    assert clock.advance(0.1).phase is FulfillmentPhase.PACKING
+
+
+def test_started_paused_waits_without_counting() -> None:
+    clock = Clock(started=True, paused=True).reconcile().advance(50)
+    assert clock.phase is FulfillmentPhase.PICKING
+    assert elapsed(clock.status, clock.now) == 0
+
+
+def test_cancel_before_shipping_is_final() -> None:
+    clock = Clock(started=True).reconcile().advance(12)
+    clock.signal(cancelled=True)
+    assert clock.phase is FulfillmentPhase.CANCELLED
+    assert clock.status.progress is not None and clock.status.progress.completed_steps == 1  # kept
+    assert clock.advance(1000).phase is FulfillmentPhase.CANCELLED
+    assert clock.status.tracking_number is None
+
+
+def test_cancel_after_shipping_is_refused_once_with_a_warning() -> None:
+    clock = Clock(started=True).reconcile().advance(100)
+    clock.events.clear()
+    clock.signal(cancelled=True)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.condition("Accepted") == ("False", "CancelRefused")
+    assert clock.events == ["CancelRefused"]
+    clock.advance(1)
+    assert clock.events == ["CancelRefused"]  # not repeated on every reconcile
+
+
+def test_address_changes_are_taken_until_shipped_and_refused_after() -> None:
+    clock = Clock(started=True).reconcile()
+    moved = {**ADDRESS, "city": "Leeds"}
+    clock.signal(shippingAddress=moved)
+    assert clock.status.shipping_address is not None and clock.status.shipping_address.city == "Leeds"
+    assert "AddressChanged" in clock.events
+    clock.advance(100)
+    clock.signal(shippingAddress={**ADDRESS, "city": "York"})
+    assert clock.status.shipping_address.city == "Leeds"
+    assert clock.condition("Accepted") == ("False", "AddressChangeRefused")
+
+
+def test_simulated_failure_ends_failed_with_its_reason() -> None:
+    clock = Clock(started=True, simulateFailure={"step": "Packing", "message": "printer on fire"}).reconcile()
+    clock.advance(10)
+    assert clock.phase is FulfillmentPhase.FAILED
+    assert clock.status.failure_message == "printer on fire"
+    assert clock.condition("Stalled") == ("True", "Failed")
+
+
+def test_observed_generation_acknowledges_each_signal() -> None:
+    clock = Clock(started=True).reconcile()
+    clock.signal(paused=True)
+    assert clock.status.observed_generation == clock.generation == 2
+    assert all(c.observed_generation == 2 for c in clock.status.conditions)
+
+
+def test_conditions_keep_their_transition_time_when_status_is_unchanged() -> None:
+    clock = Clock(started=True).reconcile()
+    before = {c.type: c.last_transition_time for c in clock.status.conditions}
+    clock.advance(1)
+    after = {c.type: c.last_transition_time for c in clock.status.conditions}
+    assert before == after
+
+
+def test_a_decision_on_unchanged_state_changes_nothing() -> None:
+    clock = Clock(started=True).reconcile()
+    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    assert not decision.changed(clock.status)
+    assert decision.events == ()
+
+
+def test_reject_spec_reports_once() -> None:
+    status = FulfillmentStatus()
+    first = reject_spec(status, 3, ValueError("bad"), T0)
+    assert first.events and first.events[0].reason == "InvalidSpec"
+    again = reject_spec(first.status, 3, ValueError("bad"), T0)
+    assert again.events == ()
+    stalled = next(c for c in again.status.conditions if c.type == "Stalled")
+    assert (stalled.status.value, stalled.reason) == ("True", "InvalidSpec")
+
+
+# -- properties over any sequence of signals and clock advances -------------------------------
+
+ORDER = {
+    FulfillmentPhase.PENDING: 0,
+    FulfillmentPhase.PICKING: 1,
+    FulfillmentPhase.PACKING: 2,
+    FulfillmentPhase.SHIPPED: 3,
+    FulfillmentPhase.CANCELLED: 3,
+    FulfillmentPhase.FAILED: 3,
+}
+
+actions = st.one_of(
+    # quarter seconds: exact in floats and in datetime arithmetic, so the model below is exact
+    st.tuples(st.just("advance"), st.integers(min_value=0, max_value=160).map(lambda n: n / 4)),
+    st.tuples(st.just("start"), st.none()),
+    st.tuples(st.just("pause"), st.booleans()),
+    st.tuples(st.just("cancel"), st.none()),
+    st.tuples(st.just("address"), st.sampled_from(["Leeds", "York", "London"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(actions, max_size=30))
+def test_invariants_hold_for_any_sequence(steps: list[tuple[str, Any]]) -> None:
+    clock = Clock().reconcile()
+    running_time = 0.0  # the model: time the workflow has spent running, paused time excluded
+    for action, arg in steps:
+        before = clock.status.model_copy(deep=True)
+        if action == "advance":
+            if not before.paused and before.phase in (FulfillmentPhase.PICKING, FulfillmentPhase.PACKING):
+                running_time += arg
+            clock.advance(arg)
+        elif action == "start" and not clock.spec.started:
+            clock.signal(started=True)
+        elif action == "pause":
+            clock.signal(paused=arg)
+        elif action == "cancel" and not clock.spec.cancelled:
+            clock.signal(cancelled=True)
+        elif action == "address":
+            clock.signal(shippingAddress={**ADDRESS, "city": arg})
+        after = clock.status
+
+        # progress never goes back
+        assert ORDER[after.phase] >= ORDER[before.phase]
+        bp, ap = before.progress, after.progress
+        assert ap is not None and (bp is None or ap.percent >= bp.percent)
+        # terminal phases stay terminal, and the same one
+        if before.phase.terminal:
+            assert after.phase is before.phase
+        # a cancelled fulfillment never ships; a shipped one never cancels
+        if after.phase is FulfillmentPhase.SHIPPED:
+            assert not any(h.reason == "Cancelled" for h in after.history)
+        if after.phase is FulfillmentPhase.CANCELLED:
+            assert after.tracking_number is None
+        # no phase transition twice in the history
+        phase_moves = [h.reason for h in after.history if h.reason not in ("Paused", "Resumed")]
+        assert len(phase_moves) == len(set(phase_moves))
+        # the signal is acknowledged in the same decision
+        assert after.observed_generation == clock.generation
+        # paused time is not counted, running time is: the phase is exactly what the model says
+        if after.phase in (FulfillmentPhase.PICKING, FulfillmentPhase.PACKING, FulfillmentPhase.SHIPPED):
+            if running_time < STEPS.picking:
+                expected = FulfillmentPhase.PICKING
+            elif running_time < STEPS.picking + STEPS.packing:
+                expected = FulfillmentPhase.PACKING
+            else:
+                expected = FulfillmentPhase.SHIPPED
+            assert after.phase is expected, (running_time, after.phase)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orderflow.api import crdgen
-from orderflow.testing.models import with_description
 from orderflow.api.countries import ISO_3166_ALPHA2
+from orderflow.testing.models import with_description
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 

@@ -81,7 +81,8 @@ def test_runs_each_step_for_its_duration_then_ships() -> None:
     assert clock.phase is FulfillmentPhase.SHIPPED
     assert clock.status.tracking_number == tracking_number("uid-1")
     assert clock.condition("Ready") == ("True", "Shipped")
-    assert clock.status.progress is not None and clock.status.progress.percent == 100
+    assert clock.status.progress is not None
+    assert clock.status.progress.percent == 100
     assert [h.reason for h in clock.status.history] == ["Started", "Picked", "Shipped"]
 
 
@@ -123,7 +124,8 @@ def test_cancel_before_shipping_is_final() -> None:
     clock = Clock(started=True).reconcile().advance(12)
     clock.signal(cancelled=True)
     assert clock.phase is FulfillmentPhase.CANCELLED
-    assert clock.status.progress is not None and clock.status.progress.completed_steps == 1  # kept
+    assert clock.status.progress is not None
+    assert clock.status.progress.completed_steps == 1
     assert clock.advance(1000).phase is FulfillmentPhase.CANCELLED
     assert clock.status.tracking_number is None
 
@@ -143,7 +145,8 @@ def test_address_changes_are_taken_until_shipped_and_refused_after() -> None:
     clock = Clock(started=True).reconcile()
     moved = {**ADDRESS, "city": "Leeds"}
     clock.signal(shippingAddress=moved)
-    assert clock.status.shipping_address is not None and clock.status.shipping_address.city == "Leeds"
+    assert clock.status.shipping_address is not None
+    assert clock.status.shipping_address.city == "Leeds"
     assert "AddressChanged" in clock.events
     clock.advance(100)
     clock.signal(shippingAddress={**ADDRESS, "city": "York"})
@@ -184,7 +187,8 @@ def test_a_decision_on_unchanged_state_changes_nothing() -> None:
 def test_reject_spec_reports_once() -> None:
     status = FulfillmentStatus()
     first = reject_spec(status, 3, ValueError("bad"), T0)
-    assert first.events and first.events[0].reason == "InvalidSpec"
+    assert first.events
+    assert first.events[0].reason == "InvalidSpec"
     again = reject_spec(first.status, 3, ValueError("bad"), T0)
     assert again.events == ()
     stalled = next(c for c in again.status.conditions if c.type == "Stalled")
@@ -236,7 +240,8 @@ def test_invariants_hold_for_any_sequence(steps: list[tuple[str, Any]]) -> None:
         # progress never goes back
         assert ORDER[after.phase] >= ORDER[before.phase]
         bp, ap = before.progress, after.progress
-        assert ap is not None and (bp is None or ap.percent >= bp.percent)
+        assert ap is not None
+        assert bp is None or ap.percent >= bp.percent
         # terminal phases stay terminal, and the same one
         if before.phase.terminal:
             assert after.phase is before.phase

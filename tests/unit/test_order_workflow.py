@@ -70,10 +70,13 @@ def test_first_reconcile_adds_finalizer_creates_and_starts_the_fulfillment() -> 
     create = decision.actions[1]
     assert isinstance(create, wf.CreateFulfillment)
     spec = create.body["spec"]
-    assert spec["started"] is True and spec["orderRef"] == {"name": "o1", "uid": "order-uid"}
+    assert spec["started"] is True
+    assert spec["orderRef"] == {"name": "o1", "uid": "order-uid"}
     assert create.body["metadata"]["labels"][wf.ORDER_LABEL] == "o1"
-    assert decision.status is not None and decision.status.phase is OrderPhase.FULFILLING
-    assert decision.status.signals is not None and decision.status.signals.generation == 1
+    assert decision.status is not None
+    assert decision.status.phase is OrderPhase.FULFILLING
+    assert decision.status.signals is not None
+    assert decision.status.signals.generation == 1
     assert cond(decision.status, "SignalsAcknowledged") == ("False", "Waiting")
     assert decision.requeue_after == ACK
 
@@ -85,8 +88,11 @@ def test_status_mirrors_the_fulfillment_and_completes_when_shipped() -> None:
     decision = wf.decide(order(status), shipped, T0, ACK)
     assert decision.actions == ()
     s = decision.status
-    assert s is not None and s.phase is OrderPhase.COMPLETED
-    assert s.fulfillment is not None and s.fulfillment.tracking_number == "OF1" and s.fulfillment.percent == 100
+    assert s is not None
+    assert s.phase is OrderPhase.COMPLETED
+    assert s.fulfillment is not None
+    assert s.fulfillment.tracking_number == "OF1"
+    assert s.fulfillment.percent == 100
     assert cond(s, "Ready") == ("True", "Completed")
     assert cond(s, "SignalsAcknowledged") == ("True", "Acknowledged")
     assert [e.reason for e in decision.events] == ["Completed"]
@@ -96,7 +102,8 @@ def test_a_changed_desire_is_sent_once_as_a_spec_patch() -> None:
     status = created()
     decision = wf.decide(order(status, generation=2, paused=True), fulfillment(), T0, ACK)
     assert decision.actions == (wf.SendSignals({"paused": True}),)
-    assert decision.status is not None and decision.status.signals is not None
+    assert decision.status is not None
+    assert decision.status.signals is not None
     assert decision.status.signals.paused is True
     # the same desire again, once recorded as sent: nothing more is sent
     again = wf.decide(order(decision.status, generation=2, paused=True), fulfillment(generation=2), T0, ACK)
@@ -108,7 +115,8 @@ def test_a_direct_patch_on_the_fulfillment_stands_until_the_order_asks_otherwise
     paused_by_hand = fulfillment(generation=2, observed=2, paused=True)
     decision = wf.decide(order(status), paused_by_hand, T0, ACK)
     assert decision.actions == ()  # the Order still wants paused=false, as it last sent: no fight
-    assert decision.status is not None and decision.status.fulfillment is not None
+    assert decision.status is not None
+    assert decision.status.fulfillment is not None
     assert decision.status.fulfillment.paused is True
     assert cond(decision.status, "Paused") == ("True", "FulfillmentPaused")
 
@@ -126,7 +134,8 @@ def test_unacknowledged_signal_becomes_a_condition_after_the_timeout() -> None:
     status = created()
     silent = fulfillment("Pending", observed=None)
     waiting = wf.decide(order(status), silent, T0 + datetime.timedelta(seconds=10), ACK)
-    assert waiting.status is not None and cond(waiting.status, "SignalsAcknowledged") == ("False", "Waiting")
+    assert waiting.status is not None
+    assert cond(waiting.status, "SignalsAcknowledged") == ("False", "Waiting")
     assert waiting.requeue_after == 20
     late = wf.decide(order(waiting.status), silent, T0 + datetime.timedelta(seconds=31), ACK)
     assert late.status is not None
@@ -137,7 +146,8 @@ def test_unacknowledged_signal_becomes_a_condition_after_the_timeout() -> None:
 def test_invalid_order_is_reported_and_recovers_when_fixed() -> None:
     too_many = [{"sku": f"S{i}", "quantity": 600} for i in range(2)]
     bad = wf.decide(order(items=too_many), None, T0, ACK)
-    assert bad.status is not None and bad.status.phase is OrderPhase.INVALID
+    assert bad.status is not None
+    assert bad.status.phase is OrderPhase.INVALID
     assert cond(bad.status, "Stalled") == ("True", "InvalidSpec")
     assert not any(isinstance(a, wf.CreateFulfillment) for a in bad.actions)
     assert "1200 units" in bad.events[0].message
@@ -147,26 +157,30 @@ def test_invalid_order_is_reported_and_recovers_when_fixed() -> None:
 
 def test_cancelled_before_creation_creates_nothing() -> None:
     decision = wf.decide(order(cancelled=True), None, T0, ACK)
-    assert decision.status is not None and decision.status.phase is OrderPhase.CANCELLED
+    assert decision.status is not None
+    assert decision.status.phase is OrderPhase.CANCELLED
     assert decision.actions == ()
 
 
 def test_a_missing_fulfillment_is_reported_not_recreated() -> None:
     decision = wf.decide(order(created()), None, T0, ACK)
     assert decision.actions == ()
-    assert decision.status is not None and cond(decision.status, "Stalled") == ("True", "FulfillmentMissing")
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentMissing")
 
 
 def test_a_fulfillment_of_another_order_is_not_adopted() -> None:
     decision = wf.decide(order(), fulfillment(order_uid="someone-else"), T0, ACK)
     assert decision.actions == ()
-    assert decision.status is not None and cond(decision.status, "Stalled") == ("True", "FulfillmentNameTaken")
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentNameTaken")
 
 
 def test_an_existing_fulfillment_of_this_order_is_adopted() -> None:
     decision = wf.decide(order(), fulfillment(), T0, ACK)
     assert not any(isinstance(a, wf.CreateFulfillment) for a in decision.actions)
-    assert decision.status is not None and decision.status.fulfillment is not None
+    assert decision.status is not None
+    assert decision.status.fulfillment is not None
 
 
 def test_deletion_follows_the_policy() -> None:

@@ -74,7 +74,8 @@ def test_only_the_earliest_wake_up_is_kept() -> None:
         return seen
 
     seen = run(scenario)
-    assert len(seen) == 1 and seen[0] < 1.0
+    assert len(seen) == 1
+    assert seen[0] < 1.0
 
 
 def test_failures_retry_with_backoff_and_then_stop() -> None:

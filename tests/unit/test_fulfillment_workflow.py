@@ -264,3 +264,11 @@ def test_invariants_hold_for_any_sequence(steps: list[tuple[str, Any]]) -> None:
             else:
                 expected = FulfillmentPhase.SHIPPED
             assert after.phase is expected, (running_time, after.phase)
+
+
+def test_a_running_step_without_a_clock_is_resumed_not_crashed() -> None:
+    clock = Clock(started=True).reconcile()
+    clock.status = clock.status.model_copy(update={"step_resumed_at": None, "step_elapsed_seconds": 4.0})
+    clock.reconcile()
+    assert clock.phase is FulfillmentPhase.PICKING
+    assert clock.wake_after == 6

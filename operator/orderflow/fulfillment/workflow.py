@@ -215,7 +215,11 @@ def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults
     """Complete every step whose time has run out (a restart may find several); time the next."""
     s, spec = draft.status, observed.spec
     while s.phase in STEPS and not s.paused:
-        assert s.step_resumed_at is not None
+        if s.step_resumed_at is None:
+            # A running step with no clock (a status written by hand, or by an older version):
+            # go on from now, keeping the time it says was spent, rather than fail.
+            s.step_resumed_at = now
+            s.step_started_at = s.step_started_at or now
         failure = spec.simulate_failure
         if failure and failure.step == TimedStep(s.phase.value):
             s.failure_message = failure.message

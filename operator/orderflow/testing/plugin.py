@@ -22,9 +22,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import yaml
@@ -58,10 +58,10 @@ def wait_for(
     error: BaseException | None = None
     while True:
         try:
-            last = probe()
-            error = None
-            if until(last):
-                return last
+            result = probe()
+            last, error = result, None
+            if until(result):
+                return result
         except Exception as exc:  # the last error is part of the report
             error = exc
         if time.monotonic() >= deadline:
@@ -147,7 +147,7 @@ def api(control_plane: Cluster) -> Iterator[Any]:
     """A kubernetes.client.ApiClient with the admin's credentials."""
     from kubernetes import config
 
-    client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     try:
         yield client
     finally:
@@ -170,14 +170,14 @@ class CustomResources:
         self.namespace = namespace
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
-        return result
+        return cast(
+            dict[str, Any], self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
+        )
 
     def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.objects.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, body
+        return cast(
+            dict[str, Any], self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body)
         )
-        return result
 
     def patch(self, plural: str, name: str, patch: dict[str, Any], status: bool = False) -> dict[str, Any]:
         fn = (
@@ -185,14 +185,13 @@ class CustomResources:
             if status
             else self.objects.patch_namespaced_custom_object
         )
-        result: dict[str, Any] = fn(GROUP, VERSION, self.namespace, plural, name, patch)
-        return result
+        return cast(dict[str, Any], fn(GROUP, VERSION, self.namespace, plural, name, patch))
 
     def list(self, plural: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.objects.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural
-        )["items"]
-        return items
+        listed = cast(
+            dict[str, Any], self.objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)
+        )
+        return cast(list[dict[str, Any]], listed["items"])
 
 
 @pytest.fixture
@@ -299,7 +298,7 @@ def controllers(
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report

@@ -1,0 +1,57 @@
+# orderflow: the README's two commands are `make demo` and `make test`.
+# Both create or reuse .venv, install the package, and build or reuse the control plane.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv tools test unit integration lint typecheck crds check-crds demo bench e2e-kind clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# etcd, kube-apiserver, kubectl and helm: built once from Go modules into ~/.cache/orderflow.
+tools: $(STAMP)
+	$(BIN)/python -m orderflow.cluster.tools
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+crds: $(STAMP)
+	$(BIN)/orderflow crds
+
+check-crds: $(STAMP)
+	$(BIN)/orderflow crds --check
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: tools
+	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+# The README's test command: lint, types, and every test (unit, integration, e2e, faults).
+test: lint typecheck tools
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The README's demo command: a local control plane, both controllers, one order, cleaned up.
+demo: tools
+	$(BIN)/orderflow demo $(DEMO_ARGS)
+
+bench: tools
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,182 @@
+"""The contract as the API server enforces it: every rejection names the field and the reason."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+
+from orderflow.api import crdgen
+from orderflow.api.common import API_VERSION
+from orderflow.testing.models import with_description
+from orderflow.testing.plugin import REPO, CustomResources, Kubectl
+
+ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
+ORDER_SPEC: dict[str, Any] = {
+    "customerEmail": "ada@example.com",
+    "items": [{"sku": "BOOK-1", "quantity": 1}, {"sku": "PEN-2", "quantity": 2}],
+    "shippingAddress": ADDRESS,
+}
+FULFILLMENT_SPEC: dict[str, Any] = {
+    "orderRef": {"name": "o", "uid": "1234"},
+    "items": [{"sku": "BOOK-1", "quantity": 1}],
+    "customerEmail": "ada@example.com",
+    "shippingAddress": ADDRESS,
+}
+
+
+def manifest(kind: str, spec: dict[str, Any], name: str = "x") -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def changed(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``spec`` with the dotted ``path`` set to ``value`` (``...`` deletes it)."""
+    spec = copy.deepcopy(spec)
+    *parents, last = path.split(".")
+    node: Any = spec
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value is ...:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Bad:
+    id: str
+    kind: str
+    spec: dict[str, Any]
+    field: str
+    reason: str
+    says: str = ""
+
+
+ORD, FUL = "Order", "Fulfillment"
+INVALID = [
+    Bad("order-no-items", ORD, changed(ORDER_SPEC, "items", []), "spec.items", "FieldValueInvalid", "should have at least 1"),
+    Bad("order-items-missing", ORD, changed(ORDER_SPEC, "items", ...), "spec.items", "FieldValueRequired"),
+    Bad("order-quantity-zero", ORD, changed(ORDER_SPEC, "items.0.quantity", 0), "spec.items[0].quantity", "FieldValueInvalid", "greater than or equal to 1"),
+    Bad("order-quantity-negative", ORD, changed(ORDER_SPEC, "items.1.quantity", -3), "spec.items[1].quantity", "FieldValueInvalid"),
+    Bad("order-quantity-huge", ORD, changed(ORDER_SPEC, "items.0.quantity", 10_001), "spec.items[0].quantity", "FieldValueInvalid", "less than or equal to 10000"),
+    Bad("order-quantity-not-a-number", ORD, changed(ORDER_SPEC, "items.0.quantity", "two"), "spec.items[0].quantity", "FieldValueTypeInvalid"),
+    Bad("order-duplicate-sku", ORD, changed(ORDER_SPEC, "items", [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]), "spec.items", "FieldValueInvalid", "each SKU may appear only once"),
+    Bad("order-sku-empty", ORD, changed(ORDER_SPEC, "items.0.sku", ""), "spec.items[0].sku", "FieldValueInvalid"),
+    Bad("order-sku-bad-chars", ORD, changed(ORDER_SPEC, "items.0.sku", "no spaces!"), "spec.items[0].sku", "FieldValueInvalid", "should match"),
+    Bad("order-email-invalid", ORD, changed(ORDER_SPEC, "customerEmail", "not-an-email"), "spec.customerEmail", "FieldValueInvalid", "should match"),
+    Bad("order-email-missing", ORD, changed(ORDER_SPEC, "customerEmail", ...), "spec.customerEmail", "FieldValueRequired"),
+    Bad("order-country-unknown", ORD, changed(ORDER_SPEC, "shippingAddress.country", "XX"), "spec.shippingAddress.country", "FieldValueInvalid", "ISO 3166-1 alpha-2"),
+    Bad("order-country-lowercase", ORD, changed(ORDER_SPEC, "shippingAddress.country", "gb"), "spec.shippingAddress.country", "FieldValueInvalid", "ISO 3166-1 alpha-2"),
+    Bad("order-country-too-long", ORD, changed(ORDER_SPEC, "shippingAddress.country", "GBR"), "spec.shippingAddress.country", "FieldValueTooLong"),
+    Bad("order-city-missing", ORD, changed(ORDER_SPEC, "shippingAddress.city", ...), "spec.shippingAddress.city", "FieldValueRequired"),
+    Bad("order-postal-code-bad", ORD, changed(ORDER_SPEC, "shippingAddress.postalCode", "#!"), "spec.shippingAddress.postalCode", "FieldValueInvalid"),
+    Bad("order-deletion-policy-unknown", ORD, changed(ORDER_SPEC, "deletionPolicy", "Shred"), "spec.deletionPolicy", "FieldValueNotSupported", "Cancel"),
+    Bad("order-step-negative", ORD, changed(ORDER_SPEC, "stepDurationSeconds", {"picking": -1}), "spec.stepDurationSeconds.picking", "FieldValueInvalid"),
+    Bad("order-paused-not-bool", ORD, changed(ORDER_SPEC, "paused", "yes"), "spec.paused", "FieldValueTypeInvalid"),
+    Bad("order-no-spec", ORD, {}, "spec.customerEmail", "FieldValueRequired"),
+    Bad("fulfillment-orderref-no-uid", FUL, changed(FULFILLMENT_SPEC, "orderRef", {"name": "o"}), "spec.orderRef.uid", "FieldValueRequired"),
+    Bad("fulfillment-fail-at-shipped", FUL, changed(FULFILLMENT_SPEC, "simulateFailure", {"step": "Shipped"}), "spec.simulateFailure.step", "FieldValueNotSupported"),
+    Bad("fulfillment-no-address", FUL, changed(FULFILLMENT_SPEC, "shippingAddress", ...), "spec.shippingAddress", "FieldValueRequired"),
+    Bad("fulfillment-duplicate-sku", FUL, changed(FULFILLMENT_SPEC, "items", [{"sku": "A", "quantity": 1}] * 2), "spec.items", "FieldValueInvalid", "each SKU may appear only once"),
+]  # fmt: skip
+
+
+def _causes(exc: ApiException) -> list[dict[str, str]]:
+    body = json.loads(exc.body)
+    causes: list[dict[str, str]] = body.get("details", {}).get("causes", [])
+    return causes
+
+
+@pytest.mark.parametrize("bad", INVALID, ids=lambda b: b.id)
+def test_invalid_manifest_is_rejected_naming_field_and_reason(crs: CustomResources, bad: Bad) -> None:
+    plural = "orders" if bad.kind == ORD else "fulfillments"
+    with pytest.raises(ApiException) as caught:
+        crs.create(plural, manifest(bad.kind, bad.spec))
+    assert caught.value.status == 422
+    causes = _causes(caught.value)
+    assert any(c.get("field") == bad.field and c.get("reason") == bad.reason for c in causes), causes
+    if bad.says:
+        assert bad.says in json.loads(caught.value.body)["message"]
+
+
+def test_valid_objects_round_trip_with_no_field_pruned(crs: CustomResources) -> None:
+    order_spec = {
+        **ORDER_SPEC,
+        "shippingAddress": {**ADDRESS, "line2": "Flat 2", "region": "Westminster"},
+        "paused": True,
+        "deletionPolicy": "Orphan",
+        "stepDurationSeconds": {"picking": 0.5, "packing": 0},
+    }
+    stored = crs.create("orders", manifest(ORD, order_spec, "full"))
+    assert stored["spec"] == {**order_spec, "cancelled": False}  # the default filled in, nothing lost
+    f_spec = {**FULFILLMENT_SPEC, "simulateFailure": {"step": "Packing", "message": "jam"}, "started": True}
+    stored_f = crs.create("fulfillments", manifest(FUL, f_spec, "full"))
+    assert stored_f["spec"] == {**f_spec, "paused": False, "cancelled": False}
+
+
+def test_one_way_signals_and_the_order_reference_cannot_be_undone(crs: CustomResources) -> None:
+    crs.create("fulfillments", manifest(FUL, {**FULFILLMENT_SPEC, "started": True, "cancelled": True}, "f"))
+    for patch, field, says in [
+        ({"cancelled": False}, "spec.cancelled", "a cancelled fulfillment stays cancelled"),
+        ({"started": False}, "spec.started", "cannot be un-started"),
+        ({"orderRef": {"name": "other", "uid": "9"}}, "spec.orderRef", "cannot be changed"),
+    ]:
+        with pytest.raises(ApiException) as caught:
+            crs.patch("fulfillments", "f", {"spec": patch})
+        assert caught.value.status == 422
+        assert any(c.get("field") == field for c in _causes(caught.value)), _causes(caught.value)
+        assert says in json.loads(caught.value.body)["message"]
+
+
+def test_kubectl_shows_useful_columns_and_explanations(kubectl: Kubectl, namespace: str, crs: CustomResources) -> None:
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "order.yaml"))
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "fulfillment.yaml"))
+    orders = kubectl("get", "orders", "-n", namespace).stdout
+    assert orders.split("\n")[0].split() == ["NAME", "PHASE", "FULFILLMENT", "PROGRESS", "AGE"]
+    everything = kubectl("get", "orderflow", "-n", namespace).stdout
+    assert "order.orderflow.dev/order-1042" in everything
+    assert "fulfillment.orderflow.dev/parcel-7" in everything
+    short = kubectl("get", "ful", "-n", namespace).stdout
+    assert "parcel-7" in short
+    explained = kubectl("explain", "order.spec.shippingAddress").stdout
+    assert "ISO 3166-1 alpha-2 country code" in explained
+    assert "Where to ship" in explained
+
+
+def test_kubectl_patch_of_a_one_way_signal_is_refused_with_the_rule(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "fulfillment.yaml"))
+    kubectl("patch", "-n", namespace, "fulfillment", "parcel-7", "--type", "merge", "-p", '{"spec":{"cancelled":true}}')
+    undo = kubectl(
+        "patch", "-n", namespace, "fulfillment", "parcel-7", "--type", "merge",
+        "-p", '{"spec":{"cancelled":false}}', check=False,
+    )  # fmt: skip
+    assert undo.returncode != 0
+    assert "spec.cancelled cannot be set back to false" in undo.stderr
+
+
+def test_the_models_are_the_source_of_kubectl_explain(kubectl: Kubectl, crds_installed: None) -> None:
+    order = next(k for k in crdgen.KINDS if k.kind == "Order")
+    edited = dataclasses.replace(
+        order, spec=with_description(order.spec, "customer_email", "Receipts and shipping notices go here.")
+    )
+    try:
+        kubectl.apply(yaml.safe_load(crdgen.render(edited)))
+        kubectl.json("get", "crd", order.name)  # served at once; explain may lag the OpenAPI cache
+        from orderflow.testing.plugin import wait_for
+
+        wait_for(
+            lambda: kubectl("explain", "order.spec.customerEmail").stdout,
+            lambda text: "Receipts and shipping notices go here." in text,
+            timeout=30,
+            what="kubectl explain to show the regenerated description",
+        )
+    finally:
+        kubectl("apply", "-f", str(REPO / "crds" / order.filename))

@@ -108,9 +108,11 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def parser() -> argparse.ArgumentParser:
-    from orderflow.runner import env_list
+def env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
+
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="orderflow", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 

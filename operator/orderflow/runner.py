@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -29,10 +28,6 @@ class RunOptions:
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
-
-
-def env_list(name: str) -> list[str]:
-    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
 class JsonFormatter(logging.Formatter):

@@ -160,3 +160,33 @@ def test_kubectl_and_helm_report_their_versions(kube_env: dict[str, str]) -> Non
     assert version["serverVersion"]["gitVersion"].startswith("v1.36.")
     helm = subprocess.run(["helm", "version", "--short"], env=kube_env, capture_output=True, text=True, check=True)
     assert helm.stdout.startswith("v3.")
+
+
+def test_a_failed_start_says_why_and_leaves_nothing_running(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import socket
+
+    from orderflow.cluster import controlplane
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([controlplane.free_port(), controlplane.free_port(), taken.getsockname()[1]])
+    monkeypatch.setattr(controlplane, "free_port", lambda: next(ports))
+    spawned: list[controlplane.Process] = []
+    real_spawn = controlplane.ControlPlane._spawn
+
+    def spawn(self: controlplane.ControlPlane, *args: Any) -> controlplane.Process:
+        spawned.append(real_spawn(self, *args))
+        return spawned[-1]
+
+    monkeypatch.setattr(controlplane.ControlPlane, "_spawn", spawn)
+    with pytest.raises(controlplane.ControlPlaneError) as caught:
+        controlplane.ControlPlane.start(tmp_path / "kubeconfig", log=lambda _: None)
+    taken.close()
+    assert "kube-apiserver exited during start-up" in str(caught.value)
+    assert "address already in use" in str(caught.value)
+    assert [p.name for p in spawned] == ["etcd", "kube-apiserver"]
+    for process in spawned:
+        assert process.popen is not None
+        assert process.popen.returncode is not None  # exited and reaped: nothing left running
+    assert not (tmp_path / "kubeconfig").exists()

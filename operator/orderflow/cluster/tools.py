@@ -136,7 +136,7 @@ def locate(name: str) -> Path | None:
     """Return a usable binary without building: the cache first, then KUBEBUILDER_ASSETS and PATH."""
     tool = TOOLS[name]
     cached = cached_path(tool)
-    if cached.is_file() and tool.fits(_version_output(cached, tool)):
+    if cached.is_file():  # the cache is keyed by version and written atomically: no need to run it
         return cached
     for candidate in _candidates(name):
         if tool.fits(_version_output(candidate, tool)):

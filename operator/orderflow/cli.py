@@ -54,17 +54,15 @@ def _crds(args: argparse.Namespace) -> int:
     from orderflow.api import crdgen
 
     if args.check:
-        stale = [
-            spec.filename
-            for spec in crdgen.KINDS
-            if not (args.output / spec.filename).is_file()
-            or (args.output / spec.filename).read_text() != crdgen.render(spec)
-        ]
-        if stale:
-            print(f"CRDs out of date, run `orderflow crds`: {', '.join(stale)}", file=sys.stderr)
+        out_of_date = crdgen.stale(args.output, args.charts)
+        if out_of_date:
+            print(
+                f"generated files out of date, run `orderflow crds`: {', '.join(map(str, out_of_date))}",
+                file=sys.stderr,
+            )
             return 1
         return 0
-    for path in crdgen.write(args.output):
+    for path in crdgen.write(args.output, args.charts):
         print(f"wrote {path}")
     return 0
 
@@ -124,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
 
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("--output", type=Path, default=Path("crds"))
+    crds.add_argument("--charts", type=Path, default=Path("charts"), help="also write each chart's CRD template")
     crds.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     crds.set_defaults(func=_crds)
 

@@ -6,7 +6,13 @@ both; each process has its own registry (the default one) and its own endpoint.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -29,7 +35,27 @@ SIGNAL_ACK_SECONDS = Histogram(
     ["controller"],
     buckets=_LATENCY_BUCKETS,
 )
-WORKFLOWS = Gauge("orderflow_workflows", "Objects known to the controller, by phase.", ["controller", "kind", "phase"])
+
+
+class PhaseCollector(Collector):
+    """``orderflow_workflows{controller,kind,phase}``: counted from the controller's cache at scrape
+    time, so it is always exact and costs nothing between scrapes."""
+
+    def __init__(self, controller: str, kind: str, objects: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self.controller, self.kind, self.objects = controller, kind, objects
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "orderflow_workflows", "Objects known to the controller, by phase.", labels=["controller", "kind", "phase"]
+        )
+        phases = Tally((obj.get("status") or {}).get("phase") or "Pending" for obj in self.objects())
+        for phase, count in sorted(phases.items()):
+            family.add_metric([self.controller, self.kind, phase], count)
+        yield family
+
+
+def count_phases(controller: str, kind: str, objects: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    REGISTRY.register(PhaseCollector(controller, kind, objects))
 
 
 def serve(port: int) -> None:

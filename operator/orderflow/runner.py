@@ -86,6 +86,14 @@ def register_login(registry: kopf.OperatorRegistry) -> None:
 
 def run(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
     register_login(registry)
+
+    @kopf.on.startup(registry=registry)
+    def scanning(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Watching listed namespaces needs no cluster-wide access, so ask for none: Kopf's scanning
+        # would list namespaces and watch CRDs. Cluster-wide, scanning stays on so that a CRD
+        # installed after the controller (e.g. the other chart's) is noticed without a restart.
+        settings.scanning.disabled = not options.clusterwide
+
     setup_logging(options)
     metrics.serve(options.metrics_port)
     kopf.run(

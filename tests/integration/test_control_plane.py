@@ -11,6 +11,8 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from orderflow.testing.plugin import service_account_kubeconfig
+
 GROUP = "test.orderflow.dev"
 
 WIDGET_CRD = {
@@ -137,9 +139,7 @@ def test_rbac_is_enforced_with_a_real_service_account_token(
     kubectl("create", "role", "reader", "--verb=get", "--resource=configmaps", "-n", namespace)
     kubectl("create", "rolebinding", "reader", "--role=reader", f"--serviceaccount={namespace}:reader", "-n", namespace)
     kubectl("create", "configmap", "c", "-n", namespace, "--from-literal=a=b")
-    token = kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
-    assert control_plane.plane is not None, "needs the local control plane's signing key"
-    as_reader = control_plane.plane.token_kubeconfig(token, tmp_path / "reader.kubeconfig", "reader")
+    as_reader = service_account_kubeconfig(kubectl, control_plane.kubeconfig, namespace, "reader", tmp_path)
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(as_reader)))
 
     core.read_namespaced_config_map("c", namespace)  # get is granted

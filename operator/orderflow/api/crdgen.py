@@ -47,6 +47,7 @@ class KindSpec:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[dict[str, Any], ...]
+    chart: str  # the Helm chart of the controller that serves this kind
 
     @property
     def name(self) -> str:
@@ -82,6 +83,7 @@ KINDS = (
             {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber", "priority": 1},
             _age(),
         ),
+        chart="order-controller",
     ),
     KindSpec(
         kind=fulfillment.KIND,
@@ -104,6 +106,7 @@ KINDS = (
             {"name": "Tracking", "type": "string", "jsonPath": ".status.trackingNumber", "priority": 1},
             _age(),
         ),
+        chart="fulfillment-controller",
     ),
 )
 
@@ -210,11 +213,37 @@ def render(spec: KindSpec) -> str:
     return HEADER + yaml.safe_dump(crd(spec), sort_keys=False, width=100, allow_unicode=True)
 
 
-def write(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+def render_chart_template(spec: KindSpec) -> str:
+    """The same CRD as a chart template: Helm never upgrades a chart's crds/ folder, so the CRD is
+    a template (installed and upgraded with the release), kept on uninstall so that removing a
+    controller never deletes everyone's objects."""
+    document = crd(spec)
+    document["metadata"]["annotations"]["helm.sh/resource-policy"] = "keep"
+    body = yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+    return "{{- if .Values.crds.install }}\n" + HEADER + body + "{{- end }}\n"
+
+
+def outputs(crds_dir: Path, charts_dir: Path) -> dict[Path, str]:
+    """Every generated file and its content."""
+    files = {}
     for spec in KINDS:
-        path = directory / spec.filename
-        path.write_text(render(spec))
+        files[crds_dir / spec.filename] = render(spec)
+        files[charts_dir / spec.chart / "templates" / "crd.yaml"] = render_chart_template(spec)
+    return files
+
+
+def write(crds_dir: Path, charts_dir: Path) -> list[Path]:
+    written = []
+    for path, content in outputs(crds_dir, charts_dir).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
         written.append(path)
     return written
+
+
+def stale(crds_dir: Path, charts_dir: Path) -> list[Path]:
+    return [
+        path
+        for path, content in outputs(crds_dir, charts_dir).items()
+        if not path.is_file() or path.read_text() != content
+    ]

@@ -250,15 +250,6 @@ class ControlPlane:
         )
         self.kubeconfig.chmod(0o600)
 
-    def token_kubeconfig(self, token: str, path: Path, user_name: str) -> Path:
-        """A kubeconfig that authenticates with a bearer token, e.g. a ServiceAccount's."""
-        document = kubeconfig_document(
-            self.server, ca=self._pki.serving_ca.read_bytes(), user={"token": token}, user_name=user_name
-        )
-        path.write_text(yaml.safe_dump(document))
-        path.chmod(0o600)
-        return path
-
     # -- persisted state for the detached CLI ------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 KUBERNETES_VERSION = "1.36.3"
 ETCD_VERSION = "3.6.16"
 HELM_VERSION = "3.22.0"
+ACTIONLINT_VERSION = "1.7.12"
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -98,6 +99,10 @@ TOOLS = {
         ("version", "--client"),
     ),
     "helm": Tool("helm", HELM_VERSION, lambda out: _minor_within(out, "", 3, range(14, 100)), ("version", "--short")),
+    # Checks .github/workflows in the tests.
+    "actionlint": Tool(
+        "actionlint", ACTIONLINT_VERSION, lambda out: _minor_within(out, "", 1, range(7, 100)), ("-version",)
+    ),
 }
 
 
@@ -278,25 +283,30 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _run_go(["mod", "tidy"], workdir, "etcd modules", log)
             _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "etcd", log)
         elif tool.name == "helm":
-            (workdir / "go.mod").write_text("module orderflow.local/helm\n\ngo 1.26.0\n")
-            _run_go(["get", f"helm.sh/helm/v3@v{tool.version}"], workdir, "helm modules", log)
             flags = _ldflags(
                 {
                     "helm.sh/helm/v3/internal/version.version": f"v{tool.version}",
                     "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
                 }
             )
-            _run_go(
-                ["build", "-v", "-ldflags", flags, "-o", str(partial), "helm.sh/helm/v3/cmd/helm"],
-                workdir,
-                "helm",
-                log,
-            )
+            _build_module_command(tool, "helm.sh/helm/v3", "cmd/helm", flags, workdir, partial, log)
+        elif tool.name == "actionlint":
+            flags = _ldflags({"github.com/rhysd/actionlint.version": f"v{tool.version}"})
+            _build_module_command(tool, "github.com/rhysd/actionlint", "cmd/actionlint", flags, workdir, partial, log)
         else:  # pragma: no cover - TOOLS and this function are kept in step
             raise ToolError(f"no build recipe for {tool.name}")
         partial.replace(target)  # atomic: a killed build never leaves a half-written binary
     if not tool.fits(_version_output(target, tool)):
         raise ToolError(f"built {target} but its version output does not match v{tool.version}")
+
+
+def _build_module_command(
+    tool: Tool, module: str, command: str, ldflags: str, workdir: Path, output: Path, log: Callable[[str], None]
+) -> None:
+    """Modules without replace directives build from a throwaway module that requires them."""
+    (workdir / "go.mod").write_text(f"module orderflow.local/{tool.name}\n\ngo 1.26.0\n")
+    _run_go(["get", f"{module}@v{tool.version}"], workdir, f"{tool.name} modules", log)
+    _run_go(["build", "-v", "-ldflags", ldflags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
 
 
 def main() -> None:  # `python -m orderflow.cluster.tools` builds everything, for CI warm-up

@@ -33,6 +33,7 @@ class FulfillmentController:
         self.store = Store()
         self.queue: WorkQueue[ObjectKey] = WorkQueue("fulfillments", self.reconcile, workers=workers)
         self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+        metrics.count_phases(COMPONENT, "Fulfillment", self.store.values)
 
     def observe(self, event_type: str | None, body: Any) -> None:
         key = ObjectKey.of(body)

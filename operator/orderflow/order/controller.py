@@ -50,6 +50,7 @@ class OrderController:
         self.fulfillments = Store()
         self.queue: WorkQueue[ObjectKey] = WorkQueue("orders", self.reconcile, workers=workers)
         self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+        metrics.count_phases(COMPONENT, "Order", self.orders.values)
 
     # -- what the watches deliver ------------------------------------------------------------
 

@@ -114,6 +114,29 @@ def kube_env(control_plane: Cluster) -> dict[str, str]:
     return control_plane.env()
 
 
+def token_kubeconfig(admin_kubeconfig: Path, token: str, path: Path, user: str) -> Path:
+    """The admin's kubeconfig with its user replaced by a bearer token, e.g. a ServiceAccount's."""
+    document = yaml.safe_load(admin_kubeconfig.read_text())
+    context_name = document["current-context"]
+    context = next(c for c in document["contexts"] if c["name"] == context_name)
+    context["context"]["user"] = user
+    document["users"] = [{"name": user, "user": {"token": token}}]
+    document["contexts"] = [context]
+    path.write_text(yaml.safe_dump(document))
+    path.chmod(0o600)
+    return path
+
+
+def service_account_kubeconfig(
+    kubectl: Kubectl, admin_kubeconfig: Path, namespace: str, service_account: str, directory: Path
+) -> Path:
+    """Log in as a ServiceAccount with a real token from the API server (TokenRequest)."""
+    token = kubectl("create", "token", service_account, "-n", namespace, "--duration=2h").stdout.strip()
+    return token_kubeconfig(
+        admin_kubeconfig, token, directory / f"{namespace}-{service_account}.kubeconfig", service_account
+    )
+
+
 # -- talking to it ----------------------------------------------------------------------------
 
 

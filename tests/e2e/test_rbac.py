@@ -34,12 +34,14 @@ CASES = [
     Case("fulfillment-controller", "fulfillments", False, 'cannot list resource "fulfillments"'),
     Case("fulfillment-controller", "fulfillments/status", False, 'cannot patch resource "fulfillments/status"'),
     Case("fulfillment-controller", "events", False, 'cannot create resource "events"'),
-    Case("fulfillment-controller", "customresourcedefinitions", True, "Not enough permissions to watch for resources"),
+    Case(
+        "fulfillment-controller", "customresourcedefinitions", True, 'cannot list resource "customresourcedefinitions"'
+    ),
     Case("order-controller", "orders", False, 'cannot list resource "orders"'),
     Case("order-controller", "orders/status", False, 'cannot patch resource "orders/status"'),
     Case("order-controller", "fulfillments", False, 'cannot list resource "fulfillments"'),
     Case("order-controller", "events", False, 'cannot create resource "events"'),
-    Case("order-controller", "customresourcedefinitions", True, "Not enough permissions to watch for resources"),
+    Case("order-controller", "customresourcedefinitions", True, 'cannot list resource "customresourcedefinitions"'),
 ]
 
 

@@ -1,0 +1,1 @@
+"""The orderflow benchmark: `make bench` (python -m bench)."""

@@ -54,8 +54,17 @@ class PhaseCollector(Collector):
         yield family
 
 
+_phase_collectors: dict[tuple[str, str], PhaseCollector] = {}
+
+
 def count_phases(controller: str, kind: str, objects: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    REGISTRY.register(PhaseCollector(controller, kind, objects))
+    """Count the phases of ``objects()`` at scrape time (the latest registration wins)."""
+    previous = _phase_collectors.pop((controller, kind), None)
+    if previous is not None:
+        REGISTRY.unregister(previous)
+    collector = PhaseCollector(controller, kind, objects)
+    REGISTRY.register(collector)
+    _phase_collectors[(controller, kind)] = collector
 
 
 def serve(port: int) -> None:

@@ -44,8 +44,19 @@ class ObjectKey:
         return cls(meta["namespace"], meta["name"])
 
 
+CONFLICT_RETRY_SECONDS = 0.5
+"""After a 409 the newer object is on its way through the watch, whose event reconciles again;
+this is only the safety net for a watch that is slow to deliver it."""
+
+
 class Store:
-    """The latest body of each watched object, as an informer's cache holds it."""
+    """The latest body of each watched object, as an informer's cache holds it.
+
+    Fed by the watch only, never by write responses or GETs: a response can arrive after the watch
+    has already delivered a newer version, and putting it here would hide that version from every
+    later reconcile (a lost update). Every change reaches the store through the watch, and each
+    watch event enqueues a reconcile that reads at least that version.
+    """
 
     def __init__(self) -> None:
         self._objects: dict[ObjectKey, dict[str, Any]] = {}

@@ -19,7 +19,7 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
 from orderflow.kube import AsyncKube, Conflict, Kube, NotFound, merge_patch
-from orderflow.reconciler import ObjectKey, Store, WorkQueue
+from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
 from orderflow.runner import configure_kopf
 
 COMPONENT = "fulfillment-controller"
@@ -70,15 +70,12 @@ class FulfillmentController:
             try:
                 updated = await self.kube.patch(PLURAL, meta["namespace"], meta["name"], patch, "status")
             except Conflict:
-                # Someone changed it since we read it: decide again on what is there now.
+                # Decided on a version that is no longer current: the watch brings the newer one
+                # and its event reconciles again (the store is fed by the watch only).
                 metrics.CONFLICTS.labels(COMPONENT).inc()
-                fresh = await self.kube.find(PLURAL, meta["namespace"], meta["name"])
-                if fresh:
-                    self.store.put(fresh)
-                return 0
+                return CONFLICT_RETRY_SECONDS
             except NotFound:
                 return None
-            self.store.put(updated)
             _count_transitions(decision)
             for event in decision.events:
                 self.kube.event(updated, event.type, event.reason, event.message)

@@ -23,7 +23,7 @@ from orderflow.api.order import OrderSpec, OrderStatus
 from orderflow.conditions import get_condition
 from orderflow.kube import AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
-from orderflow.reconciler import ObjectKey, Store, WorkQueue
+from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
 from orderflow.runner import configure_kopf
 
 COMPONENT = "order-controller"
@@ -39,6 +39,7 @@ class ActionResult:
     order_body: dict[str, Any] | None = None  # the Order as a metadata patch left it
     status: OrderStatus | None = None  # a status to write instead of the decided one
     signal_generation: int | None = None  # the Fulfillment generation a signal produced
+    existing: dict[str, Any] | None = None  # what a create found already there
     retry_after: float | None = None  # stop here and reconcile again after this many seconds
 
 
@@ -91,15 +92,29 @@ class OrderController:
         fkey = ObjectKey(key.namespace, workflow.fulfillment_name(key.name))
         fbody = self.fulfillments.get(fkey)
         if fbody is None and (order.status.fulfillment is not None or order.deleting):
-            # The watch may not have delivered it yet (just started, or just created): ask.
+            # The watch may not have delivered it yet (just started, or just created): ask, and use
+            # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(fkey)
-        fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
+        return await self._reconcile(body, order, fbody, now, adopt=True)
 
+    async def _reconcile(
+        self,
+        body: dict[str, Any],
+        order: workflow.ObservedOrder,
+        fbody: dict[str, Any] | None,
+        now: Any,
+        adopt: bool,
+    ) -> float | None:
+        fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
         decision = workflow.decide(order, fulfillment, now, self.ack_timeout)
         status = decision.status
         for action in decision.actions:
             result = await self._act(action, body, order, now)
             body = result.order_body or body
+            if result.existing is not None and adopt:
+                # The create found one already there (ours from an earlier attempt, or someone
+                # else's): decide again, once, on what is there.
+                return await self._reconcile(body, _parse(body), result.existing, now, adopt=False)
             if result.status is not None:
                 status = result.status
             if result.signal_generation is not None and status is not None:
@@ -120,12 +135,9 @@ class OrderController:
 
     async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
         try:
-            found = await self.kube.find(FULFILLMENTS, key.namespace, key.name)
-        except (NotFound, Forbidden):
+            return await self.kube.find(FULFILLMENTS, key.namespace, key.name)
+        except Forbidden:
             return None
-        if found and (found.get("spec") or {}).get("orderRef"):
-            self.fulfillments.put(found)
-        return found
 
     async def _act(
         self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder, now: Any
@@ -140,35 +152,31 @@ class OrderController:
             try:
                 updated = await self.kube.patch(ORDERS, ns, name, patch)
             except Conflict:
-                return ActionResult(retry_after=await self._refresh(ObjectKey(ns, name)))
+                metrics.CONFLICTS.labels(COMPONENT).inc()
+                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
             except NotFound:
-                return ActionResult()
-            self.orders.put(updated)
+                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
             return ActionResult(order_body=updated)
         if isinstance(action, workflow.CreateFulfillment):
             try:
-                created = await self.kube.create(FULFILLMENTS, ns, action.body)
+                await self.kube.create(FULFILLMENTS, ns, action.body)
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
-                # Ours from an earlier attempt, or someone else's: decide again on what is there.
-                await self._find_fulfillment(ObjectKey(ns, fname))
-                return ActionResult(retry_after=0.0)
+                existing = await self._find_fulfillment(ObjectKey(ns, fname))
+                return ActionResult(existing=existing, retry_after=CONFLICT_RETRY_SECONDS)
             except NotFound:
                 message = f"the Fulfillment API ({FULFILLMENTS}.{GROUP}) is not installed; install its CRD"
                 return self._blocked(order, "FulfillmentAPIUnavailable", message, now)
             except Forbidden as exc:
                 message = f"not allowed to create Fulfillments: {exc.message}"
                 return self._blocked(order, "FulfillmentForbidden", message, now)
-            self.fulfillments.put(created)
             return ActionResult()
         if isinstance(action, workflow.SendSignals):
             try:
                 updated = await self.kube.patch(FULFILLMENTS, ns, fname, {"spec": action.spec_patch})
-            except NotFound:
-                self.fulfillments.remove(ObjectKey(ns, fname))
-                return ActionResult(retry_after=0.0)
-            self.fulfillments.put(updated)
+            except NotFound:  # deleted meanwhile: the watch tells, and the next reconcile reports it
+                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
             return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
         if isinstance(action, workflow.DeleteFulfillment):
             await self.kube.delete(FULFILLMENTS, ns, fname)
@@ -179,12 +187,6 @@ class OrderController:
     def _blocked(order: workflow.ObservedOrder, reason: str, message: str, now: Any) -> ActionResult:
         return ActionResult(status=workflow.blocked(order.status, order.generation, reason, message, now))
 
-    async def _refresh(self, key: ObjectKey) -> float:
-        fresh = await self.kube.find(ORDERS, key.namespace, key.name)
-        if fresh:
-            self.orders.put(fresh)
-        return 0.0
-
     async def _write_status(self, body: dict[str, Any], before: OrderStatus, status: OrderStatus) -> float | None:
         if status.wire() == before.wire():
             return None
@@ -194,13 +196,13 @@ class OrderController:
             "status": merge_patch(body.get("status") or {}, status.wire()),
         }
         try:
-            updated = await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch, "status")
+            await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch, "status")
         except Conflict:
+            # Decided on a version that is no longer current: the watch brings the newer one.
             metrics.CONFLICTS.labels(COMPONENT).inc()
-            return await self._refresh(ObjectKey.of(body))
+            return CONFLICT_RETRY_SECONDS
         except NotFound:
             return None
-        self.orders.put(updated)
         return None
 
     async def _invalid(self, body: dict[str, Any], exc: ValidationError) -> None:

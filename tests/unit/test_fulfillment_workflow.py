@@ -94,10 +94,16 @@ def test_a_late_reconcile_completes_every_elapsed_step_at_the_time_it_ended() ->
     assert shipped.time == T0 + datetime.timedelta(seconds=30)
 
 
-def test_zero_length_steps_ship_in_one_decision() -> None:
-    clock = Clock(started=True, stepDurationSeconds={"picking": 0, "packing": 0}).reconcile()
-    assert clock.phase is FulfillmentPhase.SHIPPED
-    assert clock.events == ["Started", "Picked", "Shipped"]
+def test_zero_length_steps_ship_in_one_decision_with_one_event() -> None:
+    clock = Clock(started=True, stepDurationSeconds={"picking": 0, "packing": 0})
+    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    assert decision.status.phase is FulfillmentPhase.SHIPPED
+    assert decision.transitions == ("Started", "Picked", "Shipped")
+    assert [h.reason for h in decision.status.history] == ["Started", "Picked", "Shipped"]
+    (event,) = decision.events  # one moment, one Event, naming every transition
+    assert event.reason == "Shipped"
+    assert "started" in event.message
+    assert "picked" in event.message
 
 
 def test_paused_time_is_not_counted() -> None:

@@ -105,8 +105,8 @@ def _parse(body: dict[str, Any]) -> workflow.Observed:
 
 
 def _count_transitions(decision: workflow.Decision) -> None:
-    for event in decision.events:
-        metrics.TRANSITIONS.labels(COMPONENT, event.reason).inc()
+    for reason in decision.transitions:
+        metrics.TRANSITIONS.labels(COMPONENT, reason).inc()
     for step, seconds in decision.completed_steps:
         metrics.STEP_SECONDS.labels(COMPONENT, step).observe(seconds)
 

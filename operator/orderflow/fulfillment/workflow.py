@@ -68,6 +68,7 @@ class Decision:
     events: tuple[Event, ...]
     wake_after: float | None  # seconds until the running step ends; None when nothing is timed
     completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
+    transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
 
     def changed(self, before: FulfillmentStatus) -> bool:
         return self.status.wire() != before.wire()
@@ -108,9 +109,11 @@ class _Draft:
         self.status = observed.status.model_copy(deep=True)
         self.events: list[Event] = []
         self.completed_steps: list[tuple[str, float]] = []
+        self.transitions: list[str] = []
 
     def record(self, at: datetime.datetime, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))
+        self.transitions.append(reason)
         entry = HistoryEntry(time=at, phase=self.status.phase.value, reason=reason, message=message)
         self.status.history = [*self.status.history, entry][-HISTORY_LIMIT:]
 
@@ -178,17 +181,29 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
     wake_after = _advance(draft, observed, now, defaults)
     _set_conditions(draft.status, observed.generation, refusals, now)
     draft.status.observed_generation = observed.generation
+    events = _one_event(draft.events)
     for reason, message in refusals:
         # Warn once, when the refusal is new, not on every reconcile that still sees it.
         before = next((c for c in observed.status.conditions if c.type == "Accepted"), None)
         if before is None or before.reason != reason:
-            draft.events.append(Event("Warning", reason, message))
+            events.append(Event("Warning", reason, message))
     return Decision(
         status=draft.status,
-        events=tuple(draft.events),
+        events=tuple(events),
         wake_after=wake_after,
         completed_steps=tuple(draft.completed_steps),
+        transitions=tuple(draft.transitions),
     )
+
+
+def _one_event(events: list[Event]) -> list[Event]:
+    """What happened at one instant becomes one Event (each transition stays in the history):
+    with zero-length steps, Started, Picked and Shipped are one moment, and three Events would
+    be three more writes per fulfillment for the API server."""
+    if len(events) <= 1:
+        return list(events)
+    kind = "Warning" if any(e.type == "Warning" for e in events) else "Normal"
+    return [Event(kind, events[-1].reason, "; ".join(e.message for e in events))]
 
 
 def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, now: datetime.datetime) -> Decision:

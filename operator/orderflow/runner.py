@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from orderflow import metrics
+from orderflow.reconciler import WorkQueue
 
 
 @dataclasses.dataclass
@@ -72,6 +73,23 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     # Fold bursts of events for one object, but do not sit on a lone event for Kopf's 0.1 s default.
     settings.batching.batch_window = 0.01
     settings.peering.name = f"{component}-peering"
+
+
+def controller_registry(component: str, queue: WorkQueue[Any]) -> kopf.OperatorRegistry:
+    """A Kopf registry of the controller's own (two controllers never share handlers), with its
+    Kopf settings applied at start-up and its work queue started and stopped with the operator."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, component)
+        queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await queue.stop()
+
+    return registry
 
 
 def register_login(registry: kopf.OperatorRegistry) -> None:

@@ -20,7 +20,7 @@ from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
 from orderflow.kube import AsyncKube, Conflict, Kube, NotFound, merge_patch
 from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
-from orderflow.runner import configure_kopf
+from orderflow.runner import controller_registry
 
 COMPONENT = "fulfillment-controller"
 log = logging.getLogger("orderflow.fulfillment")
@@ -112,17 +112,8 @@ def _count_transitions(decision: workflow.Decision) -> None:
 
 
 def build_registry(controller: FulfillmentController) -> kopf.OperatorRegistry:
-    """A registry of the fulfillment controller's own, so two controllers never share handlers."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_kopf(settings, COMPONENT)
-        controller.queue.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await controller.queue.stop()
+    """Kopf only watches; everything else happens in the controller's reconcile."""
+    registry = controller_registry(COMPONENT, controller.queue)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def fulfillment_event(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -24,7 +24,7 @@ from orderflow.conditions import get_condition
 from orderflow.kube import AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
 from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
-from orderflow.runner import configure_kopf
+from orderflow.runner import controller_registry
 
 COMPONENT = "order-controller"
 log = logging.getLogger("orderflow.order")
@@ -257,17 +257,8 @@ def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
 
 
 def build_registry(controller: OrderController) -> kopf.OperatorRegistry:
-    """A registry of the order controller's own, so two controllers never share handlers."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_kopf(settings, COMPONENT)
-        controller.queue.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await controller.queue.stop()
+    """Kopf only watches; everything else happens in the controller's reconcile."""
+    registry = controller_registry(COMPONENT, controller.queue)
 
     @kopf.on.event(GROUP, VERSION, ORDERS, registry=registry)
     async def order_event(type: str | None, body: kopf.Body, **_: Any) -> None:

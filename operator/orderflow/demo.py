@@ -60,12 +60,10 @@ class Demo:
                         env=self.env,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        start_new_session=not self.keep_running,
+                        start_new_session=True,  # Ctrl-C of the demo is not theirs to take
                     )
                 )
         say(f"Started the order and fulfillment controllers as two processes (logs in {logs}).")
-
-    keep_running = False
 
     def stop_controllers(self) -> None:
         for proc in self.controllers:
@@ -137,7 +135,6 @@ def main(keep: bool, state_dir: Path) -> int:
         tools.ensure(name, say)
     say("Starting a local control plane (etcd + kube-apiserver) on 127.0.0.1 ...")
     demo = Demo(state_dir)
-    demo.keep_running = keep
     try:
         with _cluster(state_dir, keep) as plane:
             demo.env["KUBECONFIG"] = str(plane.kubeconfig)
@@ -166,7 +163,8 @@ def main(keep: bool, state_dir: Path) -> int:
                 say(f"  kubectl describe order {ORDER}")
                 say("  kubectl get events --sort-by=.lastTimestamp")
                 say(f"  kubectl apply -f {EXAMPLES / 'fulfillment.yaml'}")
-                say(f"Stop it: orderflow cluster down --state-dir {state_dir} (and the two `orderflow run` processes)")
+                pids = " ".join(str(proc.pid) for proc in demo.controllers)
+                say(f"Stop it: kill {pids} && orderflow cluster down --state-dir {state_dir}")
             else:
                 say("Done. Stopping the controllers and the control plane.")
     except (RuntimeError, controlplane.ControlPlaneError, tools.ToolError) as exc:

@@ -43,3 +43,12 @@ def set_condition(
 
 def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def describe_error(error: Exception, most: int = 5) -> str:
+    """One clause per problem, naming the field, from a pydantic ValidationError (or any error),
+    for a condition message a person can act on."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        return "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors()[:most])
+    return str(error)

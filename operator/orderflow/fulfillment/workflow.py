@@ -22,7 +22,7 @@ from orderflow.api.fulfillment import (
     FulfillmentStatus,
     TimedStep,
 )
-from orderflow.conditions import set_condition
+from orderflow.conditions import describe_error, get_condition, set_condition
 
 Phase = FulfillmentPhase
 TOTAL_STEPS = len(STEPS) + 1  # the timed steps, then handing the parcel over (Shipped)
@@ -182,9 +182,9 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
     _set_conditions(draft.status, observed.generation, refusals, now)
     draft.status.observed_generation = observed.generation
     events = _one_event(draft.events)
+    before = get_condition(observed.status.conditions, "Accepted")
     for reason, message in refusals:
         # Warn once, when the refusal is new, not on every reconcile that still sees it.
-        before = next((c for c in observed.status.conditions if c.type == "Accepted"), None)
         if before is None or before.reason != reason:
             events.append(Event("Warning", reason, message))
     return Decision(
@@ -209,21 +209,13 @@ def _one_event(events: list[Event]) -> list[Event]:
 def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, now: datetime.datetime) -> Decision:
     """A spec the schema let through but the workflow cannot use: say so, change nothing else."""
     new = status.model_copy(deep=True)
-    message = f"spec cannot be used: {_brief(error)}"
-    before = next((c for c in status.conditions if c.type == "Stalled"), None)
+    message = f"spec cannot be used: {describe_error(error)}"
+    before = get_condition(status.conditions, "Stalled")
     set_condition(new.conditions, "Stalled", ConditionStatus.TRUE, "InvalidSpec", message, generation, now)
     set_condition(new.conditions, "Ready", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
     new.observed_generation = generation
     events = () if before and before.reason == "InvalidSpec" else (Event("Warning", "InvalidSpec", message),)
     return Decision(status=new, events=events, wake_after=None)
-
-
-def _brief(error: Exception) -> str:
-    """One line per problem, naming the field, from a pydantic ValidationError or any error."""
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        return "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors()[:5])
-    return str(error)
 
 
 def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults: StepTimes) -> float | None:

@@ -20,7 +20,7 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
-from orderflow.conditions import get_condition
+from orderflow.conditions import describe_error, get_condition
 from orderflow.kube import AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
 from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
@@ -207,15 +207,9 @@ class OrderController:
 
     async def _invalid(self, body: dict[str, Any], exc: ValidationError) -> None:
         """A spec the schema let through but this controller cannot read (e.g. an older CRD)."""
-        meta = body["metadata"]
-        message = "spec cannot be used: " + "; ".join(
-            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:5]
-        )
-        try:
-            before = OrderStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            before = OrderStatus()
-        generation = int(meta.get("generation", 1))
+        message = f"spec cannot be used: {describe_error(exc)}"
+        before = _status_of(body)
+        generation = int(body["metadata"].get("generation", 1))
         status = workflow.blocked(before, generation, "InvalidSpec", message, utcnow())
         await self._write_status(body, before, status)
         stalled = get_condition(before.conditions, "Stalled")
@@ -238,19 +232,23 @@ def _stalled_on_api(status: OrderStatus) -> bool:
     )
 
 
+def _status_of(body: dict[str, Any]) -> OrderStatus:
+    """The status as far as it can be read: one this version cannot read counts as not reported."""
+    try:
+        return OrderStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return OrderStatus()
+
+
 def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
     meta = body["metadata"]
-    try:
-        status = OrderStatus.model_validate(body.get("status") or {})
-    except ValidationError:
-        status = OrderStatus()
     return workflow.ObservedOrder(
         name=meta["name"],
         namespace=meta["namespace"],
         uid=meta["uid"],
         generation=int(meta.get("generation", 1)),
         spec=OrderSpec.model_validate(body.get("spec") or {}),
-        status=status,
+        status=_status_of(body),
         deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=workflow.FINALIZER in meta.get("finalizers", []),
     )

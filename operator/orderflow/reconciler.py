@@ -25,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
+from orderflow import metrics
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -93,6 +95,8 @@ Reconcile = Callable[[K], Awaitable[float | None]]
 
 
 class WorkQueue(Generic[K]):
+    """``name`` labels the queue's metrics (reconciles run, reconciles that raised): the controller's."""
+
     def __init__(
         self,
         name: str,
@@ -114,7 +118,6 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.on_error: Callable[[K, BaseException, int], None] | None = None
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -173,6 +176,7 @@ class WorkQueue(Generic[K]):
             key = await self._queue.get()
             self._dirty.discard(key)
             self._processing.add(key)
+            metrics.RECONCILES.labels(self.name).inc()
             try:
                 again = await self._reconcile(key)
             except asyncio.CancelledError:
@@ -180,8 +184,7 @@ class WorkQueue(Generic[K]):
             except Exception as exc:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
-                if self.on_error:
-                    self.on_error(key, exc, failures)
+                metrics.RECONCILE_ERRORS.labels(self.name).inc()
                 if failures <= self._max_retries:
                     delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
                     log.warning("reconcile of %s failed (%s); retry %d in %.1fs", key, exc, failures, delay)

@@ -31,8 +31,7 @@ class FulfillmentController:
         self.kube = AsyncKube(kube, COMPONENT)
         self.step_times = step_times
         self.store = Store()
-        self.queue: WorkQueue[ObjectKey] = WorkQueue("fulfillments", self.reconcile, workers=workers)
-        self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Fulfillment", self.store.values)
 
     def observe(self, event_type: str | None, body: Any) -> None:
@@ -48,7 +47,6 @@ class FulfillmentController:
         body = self.store.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
-        metrics.RECONCILES.labels(COMPONENT).inc()
         now = utcnow()
         try:
             observed = _parse(body)

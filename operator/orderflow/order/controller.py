@@ -49,8 +49,7 @@ class OrderController:
         self.ack_timeout = ack_timeout
         self.orders = Store()
         self.fulfillments = Store()
-        self.queue: WorkQueue[ObjectKey] = WorkQueue("orders", self.reconcile, workers=workers)
-        self.queue.on_error = lambda key, exc, n: metrics.RECONCILE_ERRORS.labels(COMPONENT).inc()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Order", self.orders.values)
 
     # -- what the watches deliver ------------------------------------------------------------
@@ -81,7 +80,6 @@ class OrderController:
         body = self.orders.get(key)
         if body is None:
             return None
-        metrics.RECONCILES.labels(COMPONENT).inc()
         now = utcnow()
         try:
             order = _parse(body)

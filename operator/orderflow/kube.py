@@ -89,10 +89,6 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class Kube:
     """Blocking calls to the API server for the orderflow kinds, Events and a few built-ins."""
 
@@ -112,7 +108,6 @@ class Kube:
         version: str = API_VERSION,
         body: Any = None,
         content_type: str = "application/json",
-        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"version": version, "url": url}
         if namespace is not None:
@@ -120,8 +115,6 @@ class Kube:
         if body is not None:
             kwargs["data"] = json.dumps(body)
             kwargs["headers"] = {"Content-Type": content_type}
-        if params:
-            kwargs["params"] = params
         response = self._api.request(method, **kwargs)
         _raise_for(response)
         result: dict[str, Any] = response.json()
@@ -161,7 +154,7 @@ class Kube:
 
     def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> None:
         meta = obj["metadata"]
-        now = now_rfc3339()
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # Events keep seconds
         self._request(
             "POST",
             "events",
@@ -182,8 +175,8 @@ class Kube:
                 "source": {"component": component},
                 "reportingComponent": f"orderflow.dev/{component}",
                 "reportingInstance": socket.gethostname(),
-                "firstTimestamp": now.split(".")[0] + "Z",
-                "lastTimestamp": now.split(".")[0] + "Z",
+                "firstTimestamp": now,
+                "lastTimestamp": now,
                 "count": 1,
             },
         )
@@ -196,9 +189,6 @@ class AsyncKube:
         self.sync = kube
         self.component = component
         self._background: set[asyncio.Task[None]] = set()
-
-    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.get, plural, namespace, name)
 
     async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.sync.find, plural, namespace, name)

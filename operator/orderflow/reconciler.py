@@ -74,9 +74,6 @@ class Store:
     def get(self, key: ObjectKey) -> dict[str, Any] | None:
         return self._objects.get(key)
 
-    def __len__(self) -> int:
-        return len(self._objects)
-
     def values(self) -> Iterator[dict[str, Any]]:
         return iter(list(self._objects.values()))
 
@@ -167,9 +164,6 @@ class WorkQueue(Generic[K]):
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-
-    def __len__(self) -> int:
-        return self._queue.qsize()
 
     async def _work(self) -> None:
         while True:

@@ -278,3 +278,13 @@ def test_a_running_step_without_a_clock_is_resumed_not_crashed() -> None:
     clock.reconcile()
     assert clock.phase is FulfillmentPhase.PICKING
     assert clock.wake_after == 6
+
+
+def test_two_refusals_at_once_each_warn_once() -> None:
+    clock = Clock(started=True).reconcile().advance(100)
+    clock.signal(cancelled=True)
+    clock.signal(shippingAddress={**ADDRESS, "city": "York"})
+    assert clock.condition("Accepted") == ("False", "AddressChangeRefused")
+    clock.events.clear()
+    clock.signal(paused=True)  # a later, unrelated signal: both refusals still stand, neither is new
+    assert clock.events == []

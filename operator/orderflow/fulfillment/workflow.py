@@ -183,9 +183,11 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
     draft.status.observed_generation = observed.generation
     events = _one_event(draft.events)
     before = get_condition(observed.status.conditions, "Accepted")
+    already_refused = before.message if before and before.status is ConditionStatus.FALSE else ""
     for reason, message in refusals:
-        # Warn once, when the refusal is new, not on every reconcile that still sees it.
-        if before is None or before.reason != reason:
+        # Warn once, when the refusal is new, not on every reconcile that still sees it. The
+        # condition names only the first refusal's reason but carries every refusal's message.
+        if message not in already_refused:
             events.append(Event("Warning", reason, message))
     return Decision(
         status=draft.status,

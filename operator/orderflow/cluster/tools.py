@@ -1,4 +1,6 @@
-"""Find or build the control-plane binaries: etcd, kube-apiserver, kubectl and helm.
+"""Find or build the cluster's binaries: the control plane (etcd, kube-apiserver, kubectl, helm) and,
+for a cluster that runs Pods, the node (kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
+containerd v2 and a minimal CoreDNS).
 
 No binary can be downloaded here, but the Go module proxy can be reached, so each tool is built
 once from its Go module into a per-user cache keyed by version (like envtest's asset cache) and
@@ -25,6 +27,9 @@ KUBERNETES_VERSION = "1.36.3"
 ETCD_VERSION = "3.6.16"
 HELM_VERSION = "3.22.0"
 ACTIONLINT_VERSION = "1.7.12"
+# containerd 1.x stops working with kubelet 1.37; v2 builds from its Go module without cgo.
+CONTAINERD_VERSION = "2.4.2"
+COREDNS_VERSION = "1.15.0"
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -106,6 +111,27 @@ TOOLS = {
 }
 
 
+def _kube_component(name: str) -> Tool:
+    return Tool(
+        name, KUBERNETES_VERSION, lambda out: _minor_within(out, "Kubernetes ", 1, range(_KUBE_MINOR, _KUBE_MINOR + 1))
+    )
+
+
+# Only `orderflow cluster up --nodes` needs these: the fast control plane never builds them.
+NODE_COMPONENTS = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
+NODE_TOOLS = {
+    **{name: _kube_component(name) for name in NODE_COMPONENTS},
+    # The cache directory also holds containerd-shim-runc-v2 and ctr, built in the same step.
+    "containerd": Tool(
+        "containerd", CONTAINERD_VERSION, lambda out: _minor_within(out, "containerd/v2 ", 2, range(0, 100))
+    ),
+    "coredns": Tool(
+        "coredns", COREDNS_VERSION, lambda out: _minor_within(out, "CoreDNS-", 1, range(11, 100)), ("-version",)
+    ),
+}
+ALL_TOOLS = {**TOOLS, **NODE_TOOLS}
+
+
 def cache_dir() -> Path:
     explicit = os.environ.get("ORDERFLOW_CACHE_DIR")
     if explicit:
@@ -139,7 +165,7 @@ def _candidates(name: str) -> list[Path]:
 
 def locate(name: str) -> Path | None:
     """Return a usable binary without building: the cache first, then KUBEBUILDER_ASSETS and PATH."""
-    tool = TOOLS[name]
+    tool = ALL_TOOLS[name]
     cached = cached_path(tool)
     if cached.is_file():  # the cache is keyed by version and written atomically: no need to run it
         return cached
@@ -154,13 +180,13 @@ def ensure(name: str, log: Callable[[str], None] = print) -> Path:
     found = locate(name)
     if found:
         return found
-    tool = TOOLS[name]
+    tool = ALL_TOOLS[name]
     _build(tool, log)
     return cached_path(tool)
 
 
-def ensure_all(log: Callable[[str], None] = print) -> dict[str, Path]:
-    return {name: ensure(name, log) for name in TOOLS}
+def ensure_all(log: Callable[[str], None] = print, group: dict[str, Tool] = TOOLS) -> dict[str, Path]:
+    return {name: ensure(name, log) for name in group}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,17 +265,15 @@ def _kube_version_flags() -> dict[str, str]:
     return flags
 
 
-def _kubernetes_module(workdir: Path) -> None:
+def _kubernetes_module(workdir: Path, commands: tuple[str, ...]) -> None:
     staging = ".".join(("0", *KUBERNETES_VERSION.split(".")[1:]))
     replaces = "\n".join(f"replace k8s.io/{m} => k8s.io/{m} v{staging}" for m in _STAGING_MODULES)
     (workdir / "go.mod").write_text(
         "module orderflow.local/kubernetes\n\ngo 1.26.0\n\ngodebug default=go1.26\n\n"
         f"require k8s.io/kubernetes v{KUBERNETES_VERSION}\n\n{replaces}\n"
     )
-    (workdir / "tools.go").write_text(
-        "//go:build tools\n\npackage tools\n\nimport (\n"
-        '\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n'
-    )
+    imports = "".join(f'\t_ "k8s.io/kubernetes/cmd/{command}"\n' for command in commands)
+    (workdir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n")
 
 
 def _etcd_module(workdir: Path) -> None:
@@ -272,8 +296,8 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
     with tempfile.TemporaryDirectory(prefix=f"orderflow-build-{tool.name}-") as tmp:
         workdir = Path(tmp)
         partial = target.with_name(target.name + ".partial")
-        if tool.name in ("kube-apiserver", "kubectl"):
-            _kubernetes_module(workdir)
+        if tool.name in ("kube-apiserver", "kubectl", *NODE_COMPONENTS):
+            _kubernetes_module(workdir, (tool.name,))
             _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
             package = f"k8s.io/kubernetes/cmd/{tool.name}"
             flags = _ldflags(_kube_version_flags())
@@ -282,6 +306,25 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _etcd_module(workdir)
             _run_go(["mod", "tidy"], workdir, "etcd modules", log)
             _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "etcd", log)
+        elif tool.name == "containerd":
+            _containerd_module(workdir)
+            _run_go(["mod", "tidy"], workdir, "containerd modules", log)
+            partial.mkdir(exist_ok=True)
+            flags = _ldflags({"github.com/containerd/containerd/v2/version.Version": f"v{tool.version}"})
+            commands = [f"github.com/containerd/containerd/v2/cmd/{c}" for c in CONTAINERD_COMMANDS]
+            tags = "no_btrfs no_devmapper no_zfs no_aufs"  # snapshotters that need cgo or host tools
+            _run_go(
+                ["build", "-v", "-tags", tags, "-ldflags", flags, "-o", f"{partial}/", *commands],
+                workdir,
+                "containerd",
+                log,
+            )
+            _replace_dir(partial, target.parent)
+            return _check_built(tool, target)
+        elif tool.name == "coredns":
+            _coredns_module(workdir)
+            _run_go(["mod", "tidy"], workdir, "coredns modules", log)
+            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "coredns", log)
         elif tool.name == "helm":
             flags = _ldflags(
                 {
@@ -296,8 +339,48 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
         else:  # pragma: no cover - TOOLS and this function are kept in step
             raise ToolError(f"no build recipe for {tool.name}")
         partial.replace(target)  # atomic: a killed build never leaves a half-written binary
+    _check_built(tool, target)
+
+
+def _check_built(tool: Tool, target: Path) -> None:
     if not tool.fits(_version_output(target, tool)):
         raise ToolError(f"built {target} but its version output does not match v{tool.version}")
+
+
+def _replace_dir(built: Path, target_dir: Path) -> None:
+    """Move a multi-binary build into the cache directory; the main binary moves last, so the
+    cache (which trusts the main binary's presence) never sees a half-filled directory."""
+    main = target_dir.name.rsplit("-v", 1)[0]
+    for binary in sorted(built.iterdir(), key=lambda path: path.name == main):
+        binary.replace(target_dir / binary.name)
+    built.rmdir()
+
+
+CONTAINERD_COMMANDS = ("containerd", "containerd-shim-runc-v2", "ctr")
+
+
+def _containerd_module(workdir: Path) -> None:
+    (workdir / "go.mod").write_text(
+        "module orderflow.local/containerd\n\ngo 1.26.0\n\n"
+        f"require github.com/containerd/containerd/v2 v{CONTAINERD_VERSION}\n"
+    )
+    imports = "".join(f'\t_ "github.com/containerd/containerd/v2/cmd/{c}"\n' for c in CONTAINERD_COMMANDS)
+    (workdir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n")
+
+
+def _coredns_module(workdir: Path) -> None:
+    """Only the plugins a local cluster needs: CoreDNS's full set pulls in every cloud SDK."""
+    (workdir / "go.mod").write_text(
+        f"module orderflow.local/coredns\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns v{COREDNS_VERSION}\n"
+    )
+    (workdir / "main.go").write_text(
+        "package main\n\nimport (\n"
+        '\t"github.com/coredns/coredns/core/dnsserver"\n\t"github.com/coredns/coredns/coremain"\n'
+        '\t_ "github.com/coredns/coredns/plugin/bind"\n\t_ "github.com/coredns/coredns/plugin/errors"\n'
+        '\t_ "github.com/coredns/coredns/plugin/kubernetes"\n)\n\n'
+        'func init() { dnsserver.Directives = []string{"bind", "errors", "kubernetes"} }\n\n'
+        "func main() { coremain.Run() }\n"
+    )
 
 
 def _build_module_command(
@@ -309,8 +392,11 @@ def _build_module_command(
     _run_go(["build", "-v", "-ldflags", ldflags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
 
 
-def main() -> None:  # `python -m orderflow.cluster.tools` builds everything, for CI warm-up
-    for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True)).items():
+def main(argv: list[str] | None = None) -> None:
+    """`python -m orderflow.cluster.tools [--nodes]` builds everything ahead of time (CI warm-up)."""
+    args = sys.argv[1:] if argv is None else argv
+    group = {**TOOLS, **NODE_TOOLS} if "--nodes" in args else TOOLS
+    for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True), group).items():
         print(f"{name}: {path}")
 
 

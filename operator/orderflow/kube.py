@@ -108,6 +108,8 @@ class Kube:
         version: str = API_VERSION,
         body: Any = None,
         content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"version": version, "url": url}
         if namespace is not None:
@@ -115,6 +117,10 @@ class Kube:
         if body is not None:
             kwargs["data"] = json.dumps(body)
             kwargs["headers"] = {"Content-Type": content_type}
+        if params is not None:
+            kwargs["params"] = params
+        if timeout is not None:
+            kwargs["timeout"] = timeout  # else the client's own (30 s)
         response = self._api.request(method, **kwargs)
         _raise_for(response)
         result: dict[str, Any] = response.json()
@@ -131,8 +137,21 @@ class Kube:
         except NotFound:
             return None
 
-    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", plural, namespace, body=body)
+    def create(
+        self,
+        plural: str,
+        namespace: str | None,
+        body: dict[str, Any],
+        version: str = API_VERSION,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Create in ``namespace``, or a cluster-scoped object when it is None."""
+        return self._request("POST", plural, namespace, version=version, body=body, timeout=timeout)
+
+    def list_one(self, plural: str, namespace: str | None, timeout: float) -> None:
+        """List at most one object, in ``namespace`` or (None) in all: the cheapest request that
+        shows the API server answers and this identity may list ``plural`` there."""
+        self._request("GET", plural, namespace, params={"limit": "1"}, timeout=timeout)
 
     def patch(
         self,

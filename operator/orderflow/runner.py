@@ -1,28 +1,41 @@
 """Running a controller: logging, Kopf settings and ``kopf.run``, the same for both controllers.
 
-Each controller has its own registry, finalizer name, annotation prefix and peering identity, so
-two controllers in one cluster never take each other's objects or fight over a finalizer.
+Each controller has its own registry, finalizer name and annotation prefix, so two controllers in
+one cluster never take each other's objects or fight over a finalizer; its peering name comes from
+``--peering`` (the charts pass ``<component>-peering``, one per controller).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import logging
+import random
+import threading
+import time
 from typing import Any
 
 import kopf
+from aiohttp import web
 
-from orderflow import metrics
+from orderflow import metrics, peering, readiness
+from orderflow.api.common import GROUP
+from orderflow.kube import Kube
 from orderflow.reconciler import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class RunOptions:
     namespaces: list[str]
     log_format: str = "text"  # text | json
-    liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
-    peering: str | None = None  # None: standalone (one replica, strategy Recreate)
+    liveness: str | None = None  # Kopf's health endpoint, e.g. http://0.0.0.0:8080/healthz
+    readiness: str | None = None  # ours (orderflow.readiness), e.g. http://0.0.0.0:8081/readyz
+    peering: str | None = None  # Kopf peering name; None: standalone (one replica, strategy Recreate)
+    priority: int | None = None  # peering priority; None: by start time (orderflow.peering)
     metrics_port: int = 0
     verbose: bool = False
 
@@ -60,6 +73,8 @@ def setup_logging(options: RunOptions) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("kopf").setLevel(logging.DEBUG if options.verbose else logging.WARNING)
+    # Which replica works is worth a line in the log: Kopf says so when it pauses or resumes.
+    logging.getLogger("kopf._core.engines.peering").setLevel(logging.DEBUG if options.verbose else logging.INFO)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
@@ -72,7 +87,7 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     settings.posting.enabled = False
     # Fold bursts of events for one object, but do not sit on a lone event for Kopf's 0.1 s default.
     settings.batching.batch_window = 0.01
-    settings.peering.name = f"{component}-peering"
+    # No peering name here: kopf.run has set --peering's before start-up, and this would replace it.
 
 
 def controller_registry(component: str, queue: WorkQueue[Any]) -> kopf.OperatorRegistry:
@@ -102,7 +117,62 @@ def register_login(registry: kopf.OperatorRegistry) -> None:
         return info or kopf.login_with_kubeconfig(**kwargs)
 
 
-def run(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
+def api_check_steps(kube: Kube, plural: str, options: RunOptions) -> list[readiness.Step]:
+    """What one API check does: with peering, create the peering objects (until that has worked
+    once); then list the controller's own kind ``plural`` where it watches."""
+    timeout = readiness.CHECK_TIMEOUT
+    steps: list[readiness.Step] = []
+    if options.peering:
+        ensure = functools.partial(peering.ensure_objects, kube, options.peering, options.namespaces, timeout)
+        steps.append(readiness.Step(f"create the Kopf peering object {options.peering}", ensure, once=True))
+    namespaces: list[str | None] = [*options.namespaces] or [None]
+    for namespace in namespaces:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        list_one = functools.partial(kube.list_one, plural, namespace, timeout)
+        steps.append(readiness.Step(f"list {plural}.{GROUP} {where}", list_one))
+    return steps
+
+
+def register_api_checks(
+    registry: kopf.OperatorRegistry, steps: list[readiness.Step], started: threading.Event, endpoint: str | None
+) -> None:
+    """Check the API in the background from start-up to clean-up; serve the verdict at ``endpoint``."""
+    where = readiness.parse_endpoint(endpoint) if endpoint else None  # a bad URL fails before Kopf starts
+    state = readiness.Readiness(started.is_set)
+    tasks: list[asyncio.Task[None]] = []
+    servers: list[web.AppRunner] = []
+
+    @kopf.on.startup(registry=registry)
+    async def start_api_checks(**_: Any) -> None:
+        if where:
+            servers.append(await readiness.serve(where, state))  # says "starting" until Kopf has started
+        # The first check runs before Kopf's peering keep-alive starts: a keep-alive that finds no
+        # peering object tries again only a minute later, and until then this replica's record is
+        # missing, so a second replica would not pause for it. One try only: start-up (and with it
+        # Kopf's liveness endpoint) must not wait for an API server that is away.
+        state.record(await asyncio.to_thread(readiness.run_steps, steps))
+        tasks.append(asyncio.create_task(readiness.keep_checking(steps, state)))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_api_checks(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in servers:
+            await server.cleanup()
+
+
+def peering_priority(options: RunOptions) -> int | None:
+    if options.peering is None:
+        return None  # standalone: Kopf ignores it
+    if options.priority is not None:
+        return options.priority
+    return peering.default_priority(time.time_ns() // 1_000_000, random.Random())
+
+
+def run(registry: kopf.OperatorRegistry, options: RunOptions, kube: Kube, plural: str) -> None:
+    """Run the controller until stopped. ``kube`` and ``plural`` (the orderflow.dev kind the
+    controller owns) serve the API check behind readiness and create the peering objects."""
     register_login(registry)
 
     @kopf.on.startup(registry=registry)
@@ -113,12 +183,20 @@ def run(registry: kopf.OperatorRegistry, options: RunOptions) -> None:
         settings.scanning.disabled = not options.clusterwide
 
     setup_logging(options)
+    started = threading.Event()  # Kopf raises it once its start-up handlers have run
+    if options.readiness or options.peering:
+        register_api_checks(registry, api_check_steps(kube, plural, options), started, options.readiness)
+    priority = peering_priority(options)
+    if options.peering:
+        log.info("peering as %r with priority %d: the replica of highest priority works", options.peering, priority)
     metrics.serve(options.metrics_port)
     kopf.run(
         registry=registry,
         standalone=options.peering is None,
         peering_name=options.peering,
+        priority=priority,
         clusterwide=options.clusterwide,
         namespaces=options.namespaces,
         liveness_endpoint=options.liveness,
+        ready_flag=started,
     )

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test unit integration lint typecheck crds check-crds demo bench e2e-kind clean
+.PHONY: all venv tools node-tools image e2e test unit integration lint typecheck crds check-crds demo bench clean
 
 all: test
 
@@ -22,6 +22,21 @@ venv: $(STAMP)
 # etcd, kube-apiserver, kubectl and helm: built once from Go modules into ~/.cache/orderflow.
 tools: $(STAMP)
 	$(BIN)/python -m orderflow.cluster.tools
+
+# For a cluster that runs Pods: kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
+# containerd v2 and CoreDNS, built once like the control plane (about 7 minutes cold on 2 cores).
+node-tools: tools
+	$(BIN)/python -m orderflow.cluster.tools --nodes
+
+# The controllers' image from the Dockerfile, with no registry (buildah, a Debian base built here).
+IMAGE_TAG ?= dev
+image: $(STAMP)
+	$(BIN)/orderflow image build --tag $(IMAGE_TAG) $(IMAGE_ARGS)
+
+# As root: a local node runs both charts' Deployments as Pods; tests/e2e then runs against them
+# in the installed mode the kind workflow uses. Needs the host packages .ci/run installs.
+e2e: node-tools
+	$(BIN)/python -m orderflow.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench

@@ -4,7 +4,7 @@ import pytest
 
 pytest_plugins = ["orderflow.testing.plugin"]
 
-_INTEGRATION = {"integration", "e2e", "faults"}
+_INTEGRATION = {"integration", "e2e", "faults", "node"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,37 +11,39 @@ DEFAULT_STATE_DIR = Path(".orderflow")
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    from orderflow.cluster import controlplane, tools
+    from orderflow.cluster import controlplane, state, tools
 
     state_dir: Path = args.state_dir
     kubeconfig: Path = args.kubeconfig or state_dir / "kubeconfig"
     if args.action == "up":
         try:
-            started = controlplane.up(state_dir, kubeconfig, log=lambda line: print(line, file=sys.stderr, flush=True))
-        except (controlplane.ControlPlaneError, tools.ToolError) as exc:
+            log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+            started = state.up(state_dir, kubeconfig, nodes=args.nodes, log=log)
+        except (controlplane.ControlPlaneError, tools.ToolError, RuntimeError) as exc:
             print(f"orderflow cluster up: {exc}", file=sys.stderr)
             return 1
-        print(f"Control plane serving at {started.server}")
+        print(f"{'Cluster with a node' if args.nodes else 'Control plane'} serving at {started.server}")
         print(f"Kubeconfig: {started.kubeconfig}")
         print(f'Use it:    eval "$(orderflow cluster env --state-dir {state_dir})" && kubectl get ns')
         return 0
     if args.action == "down":
-        stopped = controlplane.down(state_dir)
-        print("Control plane stopped and its data removed." if stopped else "No control plane was running.")
+        stopped = state.down(state_dir)
+        print("Cluster stopped and its data removed." if stopped else "No cluster was running.")
         return 0
-    plane = controlplane.load(state_dir)
+    plane = state.load(state_dir)
     if args.action == "status":
         if plane is None:
-            print("No control plane recorded in", state_dir)
+            print("No cluster recorded in", state_dir)
             return 1
-        for proc in plane.processes():
-            print(f"{proc.name:15} pid {proc.pid:<8} {'running' if proc.alive() else 'NOT RUNNING'}  log {proc.log}")
-        print(f"{'server':15} {plane.server}")
-        print(f"{'kubeconfig':15} {plane.kubeconfig}")
-        return 0 if all(p.alive() for p in plane.processes()) else 1
+        processes = list(plane.processes())
+        for proc in processes:
+            print(f"{proc.name:24} pid {proc.pid:<8} {'running' if proc.alive() else 'NOT RUNNING'}  log {proc.log}")
+        print(f"{'server':24} {plane.server}")
+        print(f"{'kubeconfig':24} {plane.kubeconfig}")
+        return 0 if all(p.alive() for p in processes) else 1
     # env
     if plane is None:
-        print(f"# no control plane recorded in {state_dir}; run `orderflow cluster up` first", file=sys.stderr)
+        print(f"# no cluster recorded in {state_dir}; run `orderflow cluster up` first", file=sys.stderr)
         return 1
     print(f"export KUBECONFIG={plane.kubeconfig}")
     entries = controlplane.tool_path_entries()
@@ -75,30 +77,71 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         log_format=args.log_format,
         liveness=args.liveness,
+        readiness=args.readiness,
         peering=args.peering,
+        priority=args.priority,
         metrics_port=args.metrics_port,
         verbose=args.verbose,
     )
+    kube = Kube.from_env()
+    # Readiness lists the kind the controller owns, not the other one: the order controller runs,
+    # and is ready, without the Fulfillment CRD (its Orders then report the missing API).
     if args.controller == "fulfillment":
+        from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
         from orderflow.fulfillment.controller import FulfillmentController, build_registry
         from orderflow.fulfillment.workflow import StepTimes
 
         seconds = args.step_seconds
-        fc = FulfillmentController(Kube.from_env(), StepTimes(picking=seconds, packing=seconds), args.workers)
-        run(build_registry(fc), options)
+        fc = FulfillmentController(kube, StepTimes(picking=seconds, packing=seconds), args.workers)
+        run(build_registry(fc), options, kube, FULFILLMENTS)
     else:
+        from orderflow.api.order import PLURAL as ORDERS
         from orderflow.order.controller import OrderController
         from orderflow.order.controller import build_registry as build_order_registry
 
-        oc = OrderController(Kube.from_env(), ack_timeout=args.ack_timeout, workers=args.workers)
-        run(build_order_registry(oc), options)
+        oc = OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers)
+        run(build_order_registry(oc), options, kube, ORDERS)
     return 0
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _http_endpoint(url: str) -> str:
+    """An argparse type: reject a bad endpoint URL as a usage error, before anything starts."""
+    from orderflow.readiness import parse_endpoint
+
+    try:
+        parse_endpoint(url)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return url
 
 
 def _demo(args: argparse.Namespace) -> int:
     from orderflow.demo import main as demo_main
 
     return demo_main(keep=args.keep, state_dir=args.state_dir)
+
+
+def _image(args: argparse.Namespace) -> int:
+    from orderflow.cluster import image
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        node = image.node_runtime(args.state_dir) if args.load else None  # before a minutes-long build
+        archive = image.build(args.tag, args.context, log)
+        if node is not None:
+            image.load(archive, *node, log=log)
+    except image.ImageError as exc:
+        print(f"orderflow image {args.action}: {exc}", file=sys.stderr)
+        return 1
+    print(archive)
+    return 0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -116,6 +159,11 @@ def parser() -> argparse.ArgumentParser:
 
     cluster = sub.add_parser("cluster", help="a local control plane (etcd + kube-apiserver) on 127.0.0.1")
     cluster.add_argument("action", choices=["up", "down", "status", "env"])
+    cluster.add_argument(
+        "--nodes",
+        action="store_true",
+        help="up: also a node that runs Pods (kubelet, containerd, CoreDNS) in a network namespace; needs root",
+    )
     cluster.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
     cluster.add_argument("--kubeconfig", type=Path, help="default: <state-dir>/kubeconfig")
     cluster.set_defaults(func=_cluster)
@@ -139,12 +187,28 @@ def parser() -> argparse.ArgumentParser:
     runp.add_argument(
         "--liveness",
         default=os.environ.get("ORDERFLOW_LIVENESS") or None,
-        help="serve Kopf's health endpoint, e.g. http://0.0.0.0:8080/healthz",
+        help="serve Kopf's health endpoint (liveness), e.g. http://0.0.0.0:8080/healthz",
+    )
+    runp.add_argument(
+        "--readiness",
+        type=_http_endpoint,
+        default=os.environ.get("ORDERFLOW_READINESS") or None,
+        help="serve readiness (200 only while Kopf has started and the API server answers the "
+        "controller's own list requests; 503 and why otherwise), e.g. http://0.0.0.0:8081/readyz "
+        "(env ORDERFLOW_READINESS)",
     )
     runp.add_argument(
         "--peering",
         default=os.environ.get("ORDERFLOW_PEERING") or None,
-        help="Kopf peering name (needs the KopfPeering CRDs); default: standalone",
+        help="Kopf peering name, one per controller, e.g. order-controller-peering (needs Kopf's "
+        "peering CRDs; the objects are created); default: standalone",
+    )
+    runp.add_argument(
+        "--priority",
+        type=int,
+        default=_env_int("ORDERFLOW_PRIORITY"),
+        help="Kopf peering priority: the live replica of highest priority works (env ORDERFLOW_PRIORITY); "
+        "default: by start time, so the longest-running replica works; 0 or more outranks every default",
     )
     runp.add_argument(
         "--metrics-port",
@@ -172,6 +236,14 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave everything running, with commands to explore")
     demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR / "demo")
     demo.set_defaults(func=_demo)
+
+    imagep = sub.add_parser("image", help="build the controllers' image with buildah, no registry (needs root)")
+    imagep.add_argument("action", choices=["build"])
+    imagep.add_argument("--tag", default="dev", help="build localhost/orderflow:<tag> (default: dev)")
+    imagep.add_argument("--context", type=Path, help="checkout holding the Dockerfile; default: this package's")
+    imagep.add_argument("--load", action="store_true", help="import it into the node's containerd (cluster up --nodes)")
+    imagep.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
+    imagep.set_defaults(func=_image)
     return top
 
 

@@ -24,7 +24,18 @@ import yaml
 from orderflow.cluster.controlplane import free_port
 from orderflow.testing.plugin import REPO, Cluster, ControllerProcess, Controllers, Kubectl, service_account_kubeconfig
 
-INSTALLED = os.environ.get("ORDERFLOW_E2E_INSTALLED")  # the namespace of the charts' Deployments
+# Where the charts' Deployments run: one namespace for both ("orderflow-system", as the kind
+# workflow installs them) or one each ("fulfillment=fulfillment-system,order=order-system", as the
+# README does and `make e2e` on the local node does).
+INSTALLED = os.environ.get("ORDERFLOW_E2E_INSTALLED", "")
+
+
+def installed_namespaces(spec: str = INSTALLED) -> dict[str, str]:
+    if "=" not in spec:
+        return {"fulfillment": spec, "order": spec}
+    return dict(part.split("=", 1) for part in spec.split(","))
+
+
 CHARTS = REPO / "charts"
 KUBE_VERSION = "1.36.3"
 SHORT = {"fulfillment-controller": "fulfillment", "order-controller": "order"}
@@ -127,9 +138,10 @@ class Installed:
 def both_charts(namespace: str, install: Install, run_as_chart: Callable[..., ControllerProcess]) -> Installed:
     """Both charts installed and their controllers running, as a user would have them."""
     if INSTALLED:
+        where = installed_namespaces()
         releases = {
-            "fulfillment": Release("fulfillment", "fulfillment-controller", INSTALLED),
-            "order": Release("order", "order-controller", INSTALLED),
+            "fulfillment": Release("fulfillment", "fulfillment-controller", where["fulfillment"]),
+            "order": Release("order", "order-controller", where["order"]),
         }
         return Installed(namespace, releases, {}, {})
     fulfillment = install("fulfillment-controller", namespace, stepSeconds=0.5)

@@ -154,3 +154,69 @@ def generate(directory: Path) -> Pki:
     for path in directory.iterdir():
         path.chmod(0o600)
     return pki
+
+
+@dataclasses.dataclass(frozen=True)
+class NodePki:
+    """One CA for a cluster with a node: it signs the API server's and the kubelet's serving
+    certificates and every component's client certificate, as kubeadm's cluster CA does."""
+
+    directory: Path
+    ca: Path
+    sa_public: Path
+    sa_private: Path
+
+    def cert(self, name: str) -> Path:
+        return self.directory / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+
+# name -> (common name, organization): the identities the API server's bootstrap RBAC expects.
+NODE_CLIENTS = {
+    "admin": ("orderflow-admin", "system:masters"),
+    "kubelet": ("system:node:{node}", "system:nodes"),
+    "kube-scheduler": ("system:kube-scheduler", None),
+    "kube-controller-manager": ("system:kube-controller-manager", None),
+    "kube-proxy": ("system:kube-proxy", None),
+    "coredns": ("system:coredns", None),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+}
+
+
+def generate_node(directory: Path, node_name: str, node_ip: str, service_ip: str) -> NodePki:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = _ca("orderflow-node-ca")
+    pki = NodePki(directory, directory / "ca.crt", directory / "sa.pub", directory / "sa.key")
+    pki.ca.write_bytes(_pem_cert(ca))
+    (directory / "ca.key").write_bytes(_pem_key(ca_key))
+
+    def leaf(name: str, subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> None:
+        key, cert = _leaf(ca_key, ca, subject, usage, sans or None)
+        pki.cert(name).write_bytes(_pem_cert(cert))
+        pki.key(name).write_bytes(_pem_key(key))
+
+    def ip(address: str) -> x509.GeneralName:
+        return x509.IPAddress(ipaddress.IPv4Address(address))
+
+    dns_names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+    leaf(
+        "apiserver",
+        _name("kube-apiserver"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [ip(node_ip), ip(service_ip), ip("127.0.0.1"), *(x509.DNSName(n) for n in dns_names),
+         x509.DNSName("kubernetes.default.svc.cluster.local")],
+    )  # fmt: skip
+    leaf("kubelet-serving", _name(node_name), ExtendedKeyUsageOID.SERVER_AUTH, [ip(node_ip), x509.DNSName(node_name)])
+    for name, (common_name, organization) in NODE_CLIENTS.items():
+        subject = _name(common_name.format(node=node_name), organization)
+        leaf(name, subject, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    sa_key = _key()
+    pki.sa_public.write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    pki.sa_private.write_bytes(_pem_key(sa_key))
+    for path in directory.iterdir():
+        path.chmod(0o600)
+    return pki

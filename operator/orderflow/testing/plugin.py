@@ -2,7 +2,8 @@
 
 - ``control_plane`` (session): etcd + kube-apiserver started once, stopped at the end (also on
   Ctrl-C; the processes die with the test run even when it is killed). Set
-  ``ORDERFLOW_TEST_KUBECONFIG`` to run against an existing cluster (kind) instead.
+  ``ORDERFLOW_TEST_KUBECONFIG`` to run against an existing cluster (kind) instead, or pass
+  ``--nodes`` (as root) for a cluster whose node runs Pods (``orderflow cluster up --nodes``).
 - ``kube_env``: the environment for subprocesses (KUBECONFIG, and PATH with kubectl and helm).
 - ``namespace``: a fresh namespace per test.
 - ``kubectl``, ``api``, ``crs``: ways to talk to the API server as a user would.
@@ -32,6 +33,7 @@ import yaml
 from orderflow.api.common import GROUP, VERSION
 from orderflow.cluster import tools
 from orderflow.cluster.controlplane import ControlPlane, free_port
+from orderflow.cluster.node import NodeCluster
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
@@ -83,7 +85,7 @@ def wait_for_fixture() -> Callable[..., Any]:
 class Cluster:
     """What the tests need to know about the API server they run against."""
 
-    def __init__(self, kubeconfig: Path, plane: ControlPlane | None) -> None:
+    def __init__(self, kubeconfig: Path, plane: ControlPlane | NodeCluster | None) -> None:
         self.kubeconfig = kubeconfig
         self.plane = plane  # None when an existing cluster is used
 
@@ -95,14 +97,27 @@ class Cluster:
         return env
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--nodes",
+        action="store_true",
+        help="orderflow: run the session's cluster with a node that runs Pods (needs root)",
+    )
+
+
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def control_plane(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     existing = os.environ.get("ORDERFLOW_TEST_KUBECONFIG")
     if existing:
         yield Cluster(Path(existing), None)
         return
     kubeconfig = tmp_path_factory.mktemp("cluster") / "kubeconfig"
-    plane = ControlPlane.start(kubeconfig, log=lambda line: print(line, file=sys.stderr), die_with_parent=True)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    plane: ControlPlane | NodeCluster
+    if request.config.getoption("--nodes"):
+        plane = NodeCluster.start(kubeconfig, log=log, die_with_parent=True)
+    else:
+        plane = ControlPlane.start(kubeconfig, log=log, die_with_parent=True)
     try:
         yield Cluster(kubeconfig, plane)
     finally:

@@ -65,7 +65,8 @@ class Clock:
 def test_not_started_stays_pending_and_reports_why() -> None:
     clock = Clock().reconcile().advance(100)
     assert clock.phase is FulfillmentPhase.PENDING
-    assert clock.condition("Ready") == ("False", "NotStarted")
+    # Not started is what spec.started=false asks for: done, as kstatus reads Ready (docs/status.md).
+    assert clock.condition("Ready") == ("True", "NotStarted")
     assert clock.wake_after is None
     assert clock.status.observed_generation == 1
 
@@ -288,3 +289,38 @@ def test_two_refusals_at_once_each_warn_once() -> None:
     clock.events.clear()
     clock.signal(paused=True)  # a later, unrelated signal: both refusals still stand, neither is new
     assert clock.events == []
+
+
+# -- status is input; every state readable by kstatus (docs/status.md) ---------------------------
+
+
+def test_a_step_clock_in_the_future_counts_as_now_with_a_warning() -> None:
+    clock = Clock(started=True).reconcile()
+    assert clock.phase is FulfillmentPhase.PICKING
+    skewed = clock.status.model_copy(update={"step_resumed_at": T0 + datetime.timedelta(days=365)})
+    clock.status = skewed
+    clock.advance(1)
+    assert clock.status.step_resumed_at == T0 + datetime.timedelta(seconds=1)
+    assert "ClockInFuture" in clock.events
+    clock.advance(STEPS.picking)  # the step ends its own length after "now", not a year later
+    assert clock.phase is FulfillmentPhase.PACKING
+
+
+def test_shipped_without_a_tracking_number_is_reported_once() -> None:
+    clock = Clock(started=True)
+    clock.status = FulfillmentStatus.model_validate({"phase": "Shipped", "observedGeneration": 1})
+    clock.reconcile().reconcile()
+    assert clock.condition("Stalled") == ("True", "InconsistentStatus")
+    assert clock.condition("Ready")[0] == "False"
+    assert clock.events.count("InconsistentStatus") == 1
+
+
+def test_paused_and_cancelled_as_the_spec_asks_are_done() -> None:
+    clock = Clock(started=True).reconcile().signal(paused=True)
+    assert clock.condition("Ready") == ("True", "Paused")
+    assert clock.condition("Reconciling")[0] == "False"
+    clock.signal(paused=False)
+    assert clock.condition("Ready") == ("False", "InProgress")
+    assert clock.condition("Reconciling") == ("True", "Progressing")
+    clock.signal(cancelled=True)
+    assert clock.condition("Ready") == ("True", "Cancelled")

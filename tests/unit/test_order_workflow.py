@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from orderflow.api.fulfillment import FulfillmentStatus
@@ -32,7 +33,11 @@ def order(status: OrderStatus | None = None, generation: int = 1, **spec: Any) -
 
 
 def fulfillment(
-    phase: str = "Picking", generation: int = 1, observed: int | None = 1, order_uid: str = "order-uid", **more: Any
+    phase: str = "Picking",
+    generation: int = 1,
+    observed: int | None = 1,
+    order_uid: str | None = "order-uid",
+    **more: Any,
 ) -> wf.ObservedFulfillment:
     status: dict[str, Any] = {"phase": phase, "observedGeneration": observed, **more}
     if observed is None:
@@ -211,3 +216,160 @@ def test_a_refused_signal_shows_on_the_order() -> None:
     assert decision.status is not None
     assert cond(decision.status, "SignalsAccepted") == ("False", "CancelRefused")
     assert "CancelRefused" in [e.reason for e in decision.events]
+
+
+# -- identity, not name (issue: never act on what is not ours) ----------------------------------
+
+
+def deleting(status: OrderStatus, policy: str) -> wf.ObservedOrder:
+    o = order(status, deletionPolicy=policy)
+    return wf.ObservedOrder(**{**o.__dict__, "deleting": True})
+
+
+def test_deleting_an_order_refused_for_a_taken_name_leaves_the_strangers_fulfillment_alone() -> None:
+    taken = wf.decide(order(), fulfillment(order_uid=None), T0, ACK).status
+    assert taken is not None
+    assert cond(taken, "Stalled") == ("True", "FulfillmentNameTaken")
+    stranger = fulfillment(order_uid=None)
+    for policy in ("Cancel", "Delete"):
+        assert wf.decide(deleting(taken, policy), stranger, T0, ACK).actions == (wf.RemoveFinalizer(),)
+
+
+def mirrored() -> OrderStatus:
+    """An order that has seen its own Fulfillment (uid f-uid) running."""
+    status = wf.decide(order(created()), fulfillment(), T0, ACK).status
+    assert status is not None
+    assert status.fulfillment is not None
+    assert status.fulfillment.uid == "f-uid"
+    return status
+
+
+def test_a_new_fulfillment_of_the_same_name_is_never_adopted_mirrored_or_signalled() -> None:
+    before = mirrored()
+    for stranger_order_uid in (None, "order-uid"):  # made by hand, or even naming this order
+        stranger = wf.ObservedFulfillment(**{**fulfillment("Shipped", trackingNumber="X").__dict__,
+                                             "uid": "other-uid", "order_uid": stranger_order_uid})  # fmt: skip
+        decision = wf.decide(order(before, paused=True), stranger, T0, ACK)
+        assert decision.actions == ()
+        assert decision.status is not None
+        assert cond(decision.status, "Stalled") == ("True", "FulfillmentReplaced")
+        assert decision.status.phase is not OrderPhase.COMPLETED
+        assert decision.status.fulfillment == before.fulfillment
+        for policy in ("Cancel", "Delete"):
+            assert wf.decide(deleting(before, policy), stranger, T0, ACK).actions == (wf.RemoveFinalizer(),)
+
+
+def test_the_uid_of_the_created_fulfillment_is_recorded() -> None:
+    status = wf.with_created(created(), "new-uid")
+    assert status.fulfillment is not None
+    assert status.fulfillment.uid == "new-uid"
+
+
+def test_the_label_value_is_valid_for_every_valid_order_name() -> None:
+    label = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+    for name in ("o", "a" * 63, "a" * 64, "a" * 252 + "z", "a." * 40 + "b", "x-" * 60 + "y", "a" * 62 + ".b"):
+        value = wf.label_value(name)
+        assert len(value) <= 63, name
+        assert re.match(label, value), (name, value)
+    assert wf.label_value("a" * 63) == "a" * 63  # short names stay as typed
+    assert wf.label_value("a" * 64 + "1") != wf.label_value("a" * 64 + "2")
+
+
+# -- errors the API server gives end on the Order -----------------------------------------------
+
+
+def test_a_refused_create_is_a_condition_and_one_warning_never_a_retry_loop() -> None:
+    action = wf.CreateFulfillment({})
+    failure = wf.ApiFailure(422, 'Fulfillment "x" is invalid: metadata.labels: Invalid value')
+    decision = wf.action_failed(order(), OrderStatus(), action, failure, T0)
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentRejected")
+    assert "metadata.labels: Invalid value" in next(c.message for c in decision.status.conditions if c.type == "Ready")
+    assert [e.reason for e in decision.events] == ["FulfillmentRejected"]
+    assert decision.requeue_after is None
+    again = wf.action_failed(order(decision.status), decision.status, action, failure, T0)
+    assert again.events == ()  # the same refusal warns once
+
+
+def test_a_forbidden_action_is_reported_and_looked_at_again() -> None:
+    decision = wf.action_failed(order(), OrderStatus(), wf.SendSignals({}), wf.ApiFailure(403, "no"), T0)
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentForbidden")
+    assert decision.requeue_after == wf.API_RETRY_SECONDS
+
+
+# -- what kstatus reads (docs/status.md) --------------------------------------------------------
+
+
+def kstatus(status: OrderStatus) -> str:
+    """kstatus's rule for a resource with standard conditions, observedGeneration current."""
+    conditions = {c.type: c.status.value for c in status.conditions}
+    if conditions.get("Reconciling") == "True":
+        return "InProgress"
+    if conditions.get("Stalled") == "True":
+        return "Failed"
+    return "Current" if conditions.get("Ready", "True") == "True" else "InProgress"
+
+
+def test_a_cancel_the_order_asked_for_is_done() -> None:
+    decision = wf.decide(order(created(), cancelled=True), fulfillment("Cancelled"), T0, ACK)
+    assert decision.status is not None
+    assert decision.status.phase is OrderPhase.CANCELLED
+    assert cond(decision.status, "Ready") == ("True", "Cancelled")
+    assert kstatus(decision.status) == "Current"
+    before_start = wf.decide(order(cancelled=True), None, T0, ACK).status
+    assert before_start is not None
+    assert kstatus(before_start) == "Current"
+
+
+def test_a_cancel_nobody_asked_for_is_a_failure_of_the_order() -> None:
+    decision = wf.decide(order(created()), fulfillment("Cancelled"), T0, ACK)
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "CancelledElsewhere")
+    assert kstatus(decision.status) == "Failed"
+
+
+def test_a_pause_the_order_asked_for_is_a_known_waiting_state() -> None:
+    paused = order(created(), paused=True)
+    sent = wf.decide(paused, fulfillment(), T0, ACK).status
+    assert sent is not None
+    assert kstatus(sent) == "InProgress"  # asked, not yet done
+    acked = wf.with_signal_generation(sent, 2)
+    decision = wf.decide(order(acked, paused=True), fulfillment(generation=2, observed=2, paused=True), T0, ACK)
+    assert decision.status is not None
+    assert cond(decision.status, "Ready") == ("True", "Paused")
+    assert kstatus(decision.status) == "Current"
+
+
+def test_a_pause_made_on_the_fulfillment_directly_needs_a_change() -> None:
+    status = wf.with_signal_generation(created(), 1)
+    decision = wf.decide(order(status), fulfillment(paused=True), T0, ACK)
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "PausedElsewhere")
+
+
+def test_failed_and_completed_read_as_failed_and_current() -> None:
+    failed = wf.decide(order(created()), fulfillment("Failed", failureMessage="dropped"), T0, ACK).status
+    shipped = wf.decide(order(created()), fulfillment("Shipped", trackingNumber="T1"), T0, ACK).status
+    assert failed is not None
+    assert shipped is not None
+    assert kstatus(failed) == "Failed"
+    assert kstatus(shipped) == "Current"
+
+
+def test_an_unacknowledged_signal_shows_in_the_ready_message() -> None:
+    later = T0 + datetime.timedelta(seconds=ACK + 1)
+    decision = wf.decide(order(created()), fulfillment(observed=None), later, ACK)
+    assert decision.status is not None
+    ready = next(c for c in decision.status.conditions if c.type == "Ready")
+    assert ready.status.value == "False"
+    assert "has not acknowledged" in ready.message
+
+
+def test_shipped_without_a_tracking_number_is_reported_not_trusted() -> None:
+    decision = wf.decide(order(created()), fulfillment("Shipped"), T0, ACK)
+    assert decision.status is not None
+    assert decision.status.phase is OrderPhase.FULFILLING
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent")
+    assert all("None" not in c.message for c in decision.status.conditions)
+    assert "FulfillmentStatusInconsistent" in [e.reason for e in decision.events]

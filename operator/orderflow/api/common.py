@@ -35,6 +35,11 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
     return entry
 
 
+def unchanged(field: str, old: str = "oldSelf", new: str = "self") -> str:
+    """CEL: an optional field is as it was (present with the same value, or absent in both)."""
+    return f"has({new}.{field}) == has({old}.{field}) && (!has({new}.{field}) || {new}.{field} == {old}.{field})"
+
+
 def one_way(field: str, what: str) -> JsonDict:
     """A transition rule: once the flag is true it stays true (a one-way signal)."""
     return cel(
@@ -65,9 +70,15 @@ Sku = Annotated[
         min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Stock keeping unit: letters, digits, '.', '_' and '-', starting with a letter or digit.",
+        description="Stock keeping unit: letters, digits, '.', '_' and '-', starting with a letter or digit. "
+        "SKUs are not case-sensitive: 'pen-1' and 'PEN-1' are the same product.",
     ),
 ]
+
+# At least one letter, digit, punctuation mark or symbol: a field of only spaces or invisible
+# characters (a zero-width space, say) says nothing a carrier can use. RE2 (the API server) and
+# pydantic's regex engine both know Unicode categories; the pattern is unanchored, as OpenAPI's is.
+VISIBLE = r"[\p{L}\p{N}\p{P}\p{S}]"
 
 Email = Annotated[
     str,
@@ -88,8 +99,8 @@ class Item(Model):
 
 ITEMS_FIELD_RULES: list[JsonValue] = [
     cel(
-        "self.all(i, self.exists_one(j, j.sku == i.sku))",
-        "each SKU may appear only once; add the quantities into one item instead",
+        "self.all(i, self.exists_one(j, j.sku.lowerAscii() == i.sku.lowerAscii()))",
+        "each SKU may appear only once (SKUs are not case-sensitive); add the quantities into one item instead",
     )
 ]
 
@@ -109,14 +120,18 @@ class ShippingAddress(Model):
         }
     )
 
-    name: str = Field(min_length=1, max_length=200, description="Recipient's full name.")
-    street: str = Field(min_length=1, max_length=200, description="Street and house number.")
-    line2: str | None = Field(default=None, max_length=200, description="Apartment, suite or c/o line.")
-    city: str = Field(min_length=1, max_length=100, description="City or town.")
+    name: str = Field(min_length=1, max_length=200, pattern=VISIBLE, description="Recipient's full name.")
+    street: str = Field(min_length=1, max_length=200, pattern=VISIBLE, description="Street and house number.")
+    line2: str | None = Field(
+        default=None, max_length=200, pattern=VISIBLE, description="Apartment, suite or c/o line."
+    )
+    city: str = Field(min_length=1, max_length=100, pattern=VISIBLE, description="City or town.")
     postal_code: str = Field(
         min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$", description="Postal or ZIP code."
     )
-    region: str | None = Field(default=None, max_length=100, description="State, province or region, where used.")
+    region: str | None = Field(
+        default=None, max_length=100, pattern=VISIBLE, description="State, province or region, where used."
+    )
     country: str = Field(
         min_length=2,
         max_length=2,

@@ -48,6 +48,7 @@ class KindSpec:
     status: type[BaseModel]
     columns: tuple[dict[str, Any], ...]
     chart: str  # the Helm chart of the controller that serves this kind
+    rules: tuple[dict[str, Any], ...] = ()  # CEL rules on the whole object (they may read status)
 
     @property
     def name(self) -> str:
@@ -84,6 +85,7 @@ KINDS = (
             _age(),
         ),
         chart="order-controller",
+        rules=order.ORDER_RULES,
     ),
     KindSpec(
         kind=fulfillment.KIND,
@@ -174,6 +176,8 @@ def crd(spec: KindSpec) -> dict[str, Any]:
         },
         "required": ["spec"],
     }
+    if spec.rules:
+        root["x-kubernetes-validations"] = list(spec.rules)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -25,6 +25,7 @@ from orderflow.api.common import (
     StepDurations,
     cel,
     one_way,
+    unchanged,
 )
 
 KIND = "Fulfillment"
@@ -68,8 +69,13 @@ class SimulatedFailure(Model):
     message: str = Field(default="simulated failure", max_length=1024, description="The reason reported in status.")
 
 
+FIXED_ONCE_STARTED = ("items", "customerEmail", "stepDurationSeconds", "simulateFailure")
+
+
 class FulfillmentSpec(Model):
-    """Desired state. Each field a signal: start, pause/resume, cancel, change the address."""
+    """Desired state. The signals (started, paused, cancelled, shippingAddress) may change at any
+    time; what defines the work (items, customerEmail, stepDurationSeconds, simulateFailure) is
+    fixed once the fulfillment has started."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -77,10 +83,20 @@ class FulfillmentSpec(Model):
                 one_way("started", "a fulfillment that has started cannot be un-started"),
                 one_way("cancelled", "a cancelled fulfillment stays cancelled"),
                 cel(
-                    "has(self.orderRef) == has(oldSelf.orderRef)"
-                    " && (!has(self.orderRef) || self.orderRef == oldSelf.orderRef)",
+                    unchanged("orderRef"),
                     "spec.orderRef cannot be changed, added or removed after creation",
                     field_path=".orderRef",
+                ),
+                # What defines the work is fixed once it has started; only the signals change after.
+                *(
+                    cel(
+                        f"!has(oldSelf.started) || !oldSelf.started || ({unchanged(field)})",
+                        f"spec.{field} is fixed once the fulfillment has started; "
+                        "only the signals (paused, cancelled, shippingAddress) may change",
+                        field_path=f".{field}",
+                        reason="FieldValueForbidden",
+                    )
+                    for field in FIXED_ONCE_STARTED
                 ),
             ]
         }
@@ -92,12 +108,14 @@ class FulfillmentSpec(Model):
     items: list[Item] = Field(
         min_length=1,
         max_length=MAX_ITEMS,
-        description="What to pick and pack: at least one item, each SKU once.",
+        description="What to pick and pack: at least one item, each SKU once. Fixed once started.",
         json_schema_extra={"x-kubernetes-validations": ITEMS_FIELD_RULES},
     )
-    customer_email: Email
+    customer_email: Email = Field(
+        description="The customer's e-mail address, for shipping notices. Fixed once started."
+    )
     shipping_address: ShippingAddress = Field(
-        description="Where to ship. Changes are taken until the parcel has shipped, refused after."
+        description="Where to ship. Signal: changes are taken until the parcel has shipped, refused after."
     )
     started: bool = Field(
         default=False, description="Signal: start the workflow. One-way: cannot be set back to false."
@@ -110,10 +128,10 @@ class FulfillmentSpec(Model):
     step_duration_seconds: StepDurations | None = Field(
         default=None,
         description="Per-object override of step durations, for demos and tests. "
-        "Unset steps take the controller's default.",
+        "Unset steps take the controller's default. Fixed once started.",
     )
     simulate_failure: SimulatedFailure | None = Field(
-        default=None, description="Failure injection for demos and tests: fail at the given step."
+        default=None, description="Failure injection for demos and tests: fail at the given step. Fixed once started."
     )
 
 

@@ -22,7 +22,9 @@ from orderflow.api.common import (
     Model,
     ShippingAddress,
     StepDurations,
+    cel,
     one_way,
+    unchanged,
 )
 
 KIND = "Order"
@@ -48,26 +50,48 @@ class OrderPhase(enum.StrEnum):
         return self in (OrderPhase.COMPLETED, OrderPhase.CANCELLED, OrderPhase.FAILED)
 
 
+# What defines the order is fixed once its Fulfillment exists (status.fulfillment is set): the
+# Fulfillment was made from it and would not follow. The signals (paused, cancelled,
+# shippingAddress) and deletionPolicy may change at any time. A rule on the whole object, since
+# "exists" is in status; a status write leaves spec as it was, so it always passes.
+FIXED_ONCE_FULFILLING = ("items", "customerEmail", "stepDurationSeconds")
+ORDER_RULES = tuple(
+    cel(
+        "!has(oldSelf.status) || !has(oldSelf.status.fulfillment) || "
+        f"({unchanged(field, 'oldSelf.spec', 'self.spec')})",
+        f"spec.{field} is fixed once the order's Fulfillment exists; create a new Order to change what is ordered "
+        "(paused, cancelled, shippingAddress and deletionPolicy may still change)",
+        field_path=f".spec.{field}",
+        reason="FieldValueForbidden",
+    )
+    for field in FIXED_ONCE_FULFILLING
+)
+
+
 class OrderSpec(Model):
-    """What the customer ordered, and what they or an operator want done with it now."""
+    """What the customer ordered (items, customerEmail, stepDurationSeconds: fixed once the
+    Fulfillment exists), and what they or an operator want done with it now (paused, cancelled,
+    shippingAddress, deletionPolicy: signals, which may change at any time)."""
 
     model_config = ConfigDict(
         json_schema_extra={"x-kubernetes-validations": [one_way("cancelled", "a cancelled order stays cancelled")]}
     )
 
-    customer_email: Email
+    customer_email: Email = Field(
+        description="The customer's e-mail address, for shipping notices. Fixed once the Fulfillment exists."
+    )
     items: list[Item] = Field(
         min_length=1,
         max_length=MAX_ITEMS,
-        description="What was ordered: at least one item, each SKU once.",
+        description="What was ordered: at least one item, each SKU once. Fixed once the Fulfillment exists.",
         json_schema_extra={"x-kubernetes-validations": ITEMS_FIELD_RULES},
     )
     shipping_address: ShippingAddress = Field(
-        description="Where to ship. A change is sent to the Fulfillment, which takes it until shipped."
+        description="Where to ship. A signal: a change is sent to the Fulfillment, which takes it until shipped."
     )
-    paused: bool = Field(default=False, description="Pause (true) or resume (false) the fulfillment.")
+    paused: bool = Field(default=False, description="Pause (true) or resume (false) the fulfillment. A signal: may change at any time.")
     cancelled: bool = Field(
-        default=False, description="Cancel the order and its fulfillment. One-way; too late once shipped."
+        default=False, description="Cancel the order and its fulfillment. A signal: one-way; too late once shipped."
     )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.CANCEL,
@@ -76,7 +100,8 @@ class OrderSpec(Model):
     )
     step_duration_seconds: StepDurations | None = Field(
         default=None,
-        description="Passed to the Fulfillment when it is created; for demos and tests.",
+        description="Passed to the Fulfillment when it is created; for demos and tests. "
+        "Fixed once the Fulfillment exists.",
     )
 
 

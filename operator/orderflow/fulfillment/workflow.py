@@ -143,6 +143,18 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
     if s.progress is None:
         s.progress = progress_of(s.phase, None)
 
+    # Status is input too: a clock in the future (a restored backup, a skewed writer) would stop
+    # the step until then; count it as now, and say so once.
+    if s.step_resumed_at is not None and s.step_resumed_at > now:
+        draft.events.append(
+            Event(
+                "Warning",
+                "ClockInFuture",
+                f"status.stepResumedAt was {s.step_resumed_at.isoformat()}, in the future; counting from now",
+            )
+        )
+        s.step_resumed_at = now
+
     # The address: taken until shipped (or otherwise finished), refused after.
     if s.shipping_address is None:
         s.shipping_address = spec.shipping_address
@@ -179,7 +191,10 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
             draft.record(now, "Resumed", f"resumed {s.phase.value}")
 
     wake_after = _advance(draft, observed, now, defaults)
-    _set_conditions(draft.status, observed.generation, refusals, now)
+    inconsistent = _inconsistency(draft.status)
+    if inconsistent and _newly_stalled(observed.status, "InconsistentStatus"):
+        draft.events.append(Event("Warning", "InconsistentStatus", inconsistent))
+    _set_conditions(draft.status, observed.generation, refusals, now, spec, inconsistent)
     draft.status.observed_generation = observed.generation
     events = _one_event(draft.events)
     before = get_condition(observed.status.conditions, "Accepted")
@@ -215,6 +230,7 @@ def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, no
     before = get_condition(status.conditions, "Stalled")
     set_condition(new.conditions, "Stalled", ConditionStatus.TRUE, "InvalidSpec", message, generation, now)
     set_condition(new.conditions, "Ready", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
+    set_condition(new.conditions, "Reconciling", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
     new.observed_generation = generation
     events = () if before and before.reason == "InvalidSpec" else (Event("Warning", "InvalidSpec", message),)
     return Decision(status=new, events=events, wake_after=None)
@@ -255,20 +271,48 @@ def _one_line(spec: FulfillmentSpec) -> str:
     return f"{a.name}, {a.street}, {a.postal_code} {a.city}, {a.country}"
 
 
+def _inconsistency(s: FulfillmentStatus) -> str | None:
+    """What this controller never writes, so someone else did: reported, never trusted."""
+    if s.phase is Phase.SHIPPED and not s.tracking_number:
+        return "status.phase is Shipped but there is no tracking number: the status was written by hand"
+    return None
+
+
+def _newly_stalled(before: FulfillmentStatus, reason: str) -> bool:
+    previous = get_condition(before.conditions, "Stalled")
+    return previous is None or previous.status is not ConditionStatus.TRUE or previous.reason != reason
+
+
 def _set_conditions(
-    s: FulfillmentStatus, generation: int, refusals: list[tuple[str, str]], now: datetime.datetime
+    s: FulfillmentStatus,
+    generation: int,
+    refusals: list[tuple[str, str]],
+    now: datetime.datetime,
+    spec: FulfillmentSpec,
+    inconsistent: str | None = None,
 ) -> None:
+    """kstatus's reading (docs/status.md): Ready means the spec is done — shipped, cancelled as
+    spec.cancelled asked, paused as spec.paused asked, or not started as spec.started says — and
+    Stalled means it cannot get there without a change; Reconciling means work in progress."""
     T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
     running = s.phase in STEPS and not s.paused
 
-    if s.phase is Phase.SHIPPED:
+    if inconsistent:
+        ready = (F, "InconsistentStatus", inconsistent)
+    elif s.phase is Phase.SHIPPED:
         ready = (T, "Shipped", f"shipped; tracking number {s.tracking_number}")
+    elif s.phase is Phase.CANCELLED:
+        ready = (T, "Cancelled", "cancelled, as spec.cancelled asked")
+    elif s.phase is Phase.FAILED:
+        ready = (F, "Failed", s.failure_message or "failed")
+    elif s.phase is Phase.PENDING and not spec.started:
+        ready = (T, "NotStarted", "waiting for spec.started=true; nothing to do until then")
     elif s.phase is Phase.PENDING:
-        ready = (F, "NotStarted", "waiting for spec.started")
-    elif s.phase.terminal:
-        ready = (F, s.phase.value, f"the fulfillment is {s.phase.value}")
+        ready = (F, "Starting", "starting")
+    elif s.paused:
+        ready = (T, "Paused", f"paused during {s.phase.value}, as spec.paused asked; set it to false to resume")
     else:
-        ready = (F, "InProgress", f"{s.phase.value}" + (" (paused)" if s.paused else ""))
+        ready = (F, "InProgress", f"{s.phase.value} in progress")
     set_condition(s.conditions, "Ready", *ready, generation, now)
 
     if running:
@@ -281,7 +325,9 @@ def _set_conditions(
         reconciling = (F, "Finished", f"the fulfillment is {s.phase.value}")
     set_condition(s.conditions, "Reconciling", *reconciling, generation, now)
 
-    if s.phase is Phase.FAILED:
+    if inconsistent:
+        stalled = (T, "InconsistentStatus", inconsistent)
+    elif s.phase is Phase.FAILED:
         stalled = (T, "Failed", s.failure_message or "failed")
     else:
         stalled = (F, "NoError", "no error")

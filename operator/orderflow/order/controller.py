@@ -21,7 +21,7 @@ from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
 from orderflow.conditions import describe_error, get_condition
-from orderflow.kube import AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
+from orderflow.kube import ApiError, AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
 from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
 from orderflow.runner import controller_registry
@@ -29,17 +29,16 @@ from orderflow.runner import controller_registry
 COMPONENT = "order-controller"
 log = logging.getLogger("orderflow.order")
 
-API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used
-
 
 @dataclasses.dataclass(frozen=True)
 class ActionResult:
-    """What carrying out one action changed for the rest of the reconcile."""
+    """What carrying out one action changed for the rest of the reconcile: only facts the API
+    server answered. What they mean for the Order is the core's to decide."""
 
     order_body: dict[str, Any] | None = None  # the Order as a metadata patch left it
-    status: OrderStatus | None = None  # a status to write instead of the decided one
+    created_uid: str | None = None  # the uid of the Fulfillment a create made
     signal_generation: int | None = None  # the Fulfillment generation a signal produced
-    existing: dict[str, Any] | None = None  # what a create found already there
+    failure: workflow.ApiFailure | None = None  # an error retrying cannot fix
     retry_after: float | None = None  # stop here and reconcile again after this many seconds
 
 
@@ -64,15 +63,15 @@ class OrderController:
         self.queue.add(key)
 
     def observe_fulfillment(self, event_type: str | None, body: Any) -> None:
-        ref = (body.get("spec") or {}).get("orderRef")
-        if not ref:
-            return  # made by hand, not for an Order: none of our business
+        # Every Fulfillment, not only those naming an Order: one made by hand with an Order's name
+        # takes that name, and the Order must see it to say so (and to never touch it).
         key = ObjectKey.of(body)
         if event_type == "DELETED":
             self.fulfillments.remove(key)
         else:
             self.fulfillments.put(body)
-        self.queue.add(ObjectKey(key.namespace, ref["name"]))
+        ref = (body.get("spec") or {}).get("orderRef") or {}
+        self.queue.add(ObjectKey(key.namespace, ref.get("name") or key.name))
 
     # -- reconcile ---------------------------------------------------------------------------
 
@@ -84,8 +83,11 @@ class OrderController:
         try:
             order = _parse(body)
         except ValidationError as exc:
-            await self._invalid(body, exc)
-            return None
+            before = _status_of(body)
+            decision = workflow.invalid_spec(
+                before, int(body["metadata"].get("generation", 1)), describe_error(exc), now
+            )
+            return await self._finish(body, before, decision, now)
 
         fkey = ObjectKey(key.namespace, workflow.fulfillment_name(key.name))
         fbody = self.fulfillments.get(fkey)
@@ -93,42 +95,36 @@ class OrderController:
             # The watch may not have delivered it yet (just started, or just created): ask, and use
             # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(fkey)
-        return await self._reconcile(body, order, fbody, now, adopt=True)
-
-    async def _reconcile(
-        self,
-        body: dict[str, Any],
-        order: workflow.ObservedOrder,
-        fbody: dict[str, Any] | None,
-        now: Any,
-        adopt: bool,
-    ) -> float | None:
         fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
         decision = workflow.decide(order, fulfillment, now, self.ack_timeout)
         status = decision.status
         for action in decision.actions:
-            result = await self._act(action, body, order, now)
+            result = await self._act(action, body, order)
             body = result.order_body or body
-            if result.existing is not None and adopt:
-                # The create found one already there (ours from an earlier attempt, or someone
-                # else's): decide again, once, on what is there.
-                return await self._reconcile(body, _parse(body), result.existing, now, adopt=False)
-            if result.status is not None:
-                status = result.status
-            if result.signal_generation is not None and status is not None:
-                status = workflow.with_signal_generation(status, result.signal_generation)
+            if result.failure is not None:
+                decision = workflow.action_failed(order, order.status, action, result.failure, now)
+                return await self._finish(body, order.status, decision, now)
             if result.retry_after is not None:
                 return result.retry_after
-        if status is None:
-            return None
-        retry = await self._write_status(body, order.status, status)
+            if result.created_uid is not None and status is not None:
+                status = workflow.with_created(status, result.created_uid)
+            if result.signal_generation is not None and status is not None:
+                status = workflow.with_signal_generation(status, result.signal_generation)
+        return await self._finish(body, order.status, dataclasses.replace(decision, status=status), now)
+
+    async def _finish(
+        self, body: dict[str, Any], before: OrderStatus, decision: workflow.Decision, now: Any
+    ) -> float | None:
+        """Write the decided status, then post its Events: an Event for a state never written
+        would tell of something that did not happen."""
+        if decision.status is None:
+            return decision.requeue_after
+        retry = await self._write_status(body, before, decision.status)
         if retry is not None:
             return retry
-        self._observe_ack(order.status, status, now)
+        self._observe_ack(before, decision.status, now)
         for event in decision.events:
             self.kube.event(body, event.type, event.reason, event.message)
-        if _stalled_on_api(status):
-            return API_RETRY_SECONDS
         return decision.requeue_after
 
     async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -137,53 +133,53 @@ class OrderController:
         except Forbidden:
             return None
 
-    async def _act(
-        self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder, now: Any
-    ) -> ActionResult:
+    async def _act(self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder) -> ActionResult:
         ns, name = order.namespace, order.name
         fname = workflow.fulfillment_name(name)
-        if isinstance(action, workflow.AddFinalizer | workflow.RemoveFinalizer):
-            finalizers = [f for f in body["metadata"].get("finalizers", []) if f != workflow.FINALIZER]
-            if isinstance(action, workflow.AddFinalizer):
-                finalizers.append(workflow.FINALIZER)
-            patch = {"metadata": {"finalizers": finalizers, "resourceVersion": body["metadata"]["resourceVersion"]}}
-            try:
-                updated = await self.kube.patch(ORDERS, ns, name, patch)
-            except Conflict:
-                metrics.CONFLICTS.labels(COMPONENT).inc()
-                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-            except NotFound:
-                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-            return ActionResult(order_body=updated)
-        if isinstance(action, workflow.CreateFulfillment):
-            try:
-                await self.kube.create(FULFILLMENTS, ns, action.body)
-            except Conflict as exc:
-                if not exc.already_exists:
-                    raise
-                existing = await self._find_fulfillment(ObjectKey(ns, fname))
-                return ActionResult(existing=existing, retry_after=CONFLICT_RETRY_SECONDS)
-            except NotFound:
-                message = f"the Fulfillment API ({FULFILLMENTS}.{GROUP}) is not installed; install its CRD"
-                return self._blocked(order, "FulfillmentAPIUnavailable", message, now)
-            except Forbidden as exc:
-                message = f"not allowed to create Fulfillments: {exc.message}"
-                return self._blocked(order, "FulfillmentForbidden", message, now)
-            return ActionResult()
-        if isinstance(action, workflow.SendSignals):
-            try:
-                updated = await self.kube.patch(FULFILLMENTS, ns, fname, {"spec": action.spec_patch})
-            except NotFound:  # deleted meanwhile: the watch tells, and the next reconcile reports it
-                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-            return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
-        if isinstance(action, workflow.DeleteFulfillment):
-            await self.kube.delete(FULFILLMENTS, ns, fname)
-            return ActionResult()
+        try:
+            if isinstance(action, workflow.AddFinalizer | workflow.RemoveFinalizer):
+                return await self._set_finalizer(body, isinstance(action, workflow.AddFinalizer))
+            if isinstance(action, workflow.CreateFulfillment):
+                try:
+                    created = await self.kube.create(FULFILLMENTS, ns, action.body)
+                except Conflict as exc:
+                    if not exc.already_exists:
+                        raise
+                    # There already (ours from an earlier attempt, or someone else's): the watch
+                    # brings it, and the next reconcile decides on what is there.
+                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+                return ActionResult(created_uid=str(created["metadata"]["uid"]))
+            if isinstance(action, workflow.SendSignals):
+                try:
+                    updated = await self.kube.patch(FULFILLMENTS, ns, fname, {"spec": action.spec_patch})
+                except NotFound:  # deleted meanwhile: the watch tells, and the next reconcile reports it
+                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+                return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
+            if isinstance(action, workflow.DeleteFulfillment):
+                await self.kube.delete(FULFILLMENTS, ns, fname)
+                return ActionResult()
+        except Conflict:
+            raise
+        except ApiError as exc:
+            if exc.code in (400, 403, 404, 422):  # what retrying now cannot mend: the core reports it
+                return ActionResult(failure=workflow.ApiFailure(exc.code, exc.message))
+            raise  # 429, 5xx: the work queue retries with backoff
         raise TypeError(f"unknown action {action!r}")
 
-    @staticmethod
-    def _blocked(order: workflow.ObservedOrder, reason: str, message: str, now: Any) -> ActionResult:
-        return ActionResult(status=workflow.blocked(order.status, order.generation, reason, message, now))
+    async def _set_finalizer(self, body: dict[str, Any], present: bool) -> ActionResult:
+        meta = body["metadata"]
+        finalizers = [f for f in meta.get("finalizers", []) if f != workflow.FINALIZER]
+        if present:
+            finalizers.append(workflow.FINALIZER)
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        try:
+            updated = await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch)
+        except Conflict:
+            metrics.CONFLICTS.labels(COMPONENT).inc()
+            return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+        except NotFound:
+            return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+        return ActionResult(order_body=updated)
 
     async def _write_status(self, body: dict[str, Any], before: OrderStatus, status: OrderStatus) -> float | None:
         if status.wire() == before.wire():
@@ -201,18 +197,14 @@ class OrderController:
             return CONFLICT_RETRY_SECONDS
         except NotFound:
             return None
+        except ApiError as exc:
+            if exc.code not in (400, 422):
+                raise
+            # The schema refuses the status itself (an older CRD, say): it cannot carry a
+            # condition, so the Event is where it shows. Retrying would be refused the same way.
+            self.kube.event(body, "Warning", "StatusRejected", f"the API server refused the status: {exc.message}")
+            log.warning("status of %s/%s refused: %s", meta["namespace"], meta["name"], exc.message)
         return None
-
-    async def _invalid(self, body: dict[str, Any], exc: ValidationError) -> None:
-        """A spec the schema let through but this controller cannot read (e.g. an older CRD)."""
-        message = f"spec cannot be used: {describe_error(exc)}"
-        before = _status_of(body)
-        generation = int(body["metadata"].get("generation", 1))
-        status = workflow.blocked(before, generation, "InvalidSpec", message, utcnow())
-        await self._write_status(body, before, status)
-        stalled = get_condition(before.conditions, "Stalled")
-        if stalled is None or stalled.reason != "InvalidSpec":
-            self.kube.event(body, "Warning", "InvalidSpec", message)
 
     def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: Any) -> None:
         was = get_condition(before.conditions, "SignalsAcknowledged")
@@ -221,13 +213,6 @@ class OrderController:
             sent = after.signals.sent_at
             if sent:
                 metrics.SIGNAL_ACK_SECONDS.labels(COMPONENT).observe(max(0.0, (now - sent).total_seconds()))
-
-
-def _stalled_on_api(status: OrderStatus) -> bool:
-    stalled = get_condition(status.conditions, "Stalled")
-    return bool(
-        stalled and stalled.status == "True" and stalled.reason in ("FulfillmentAPIUnavailable", "FulfillmentForbidden")
-    )
 
 
 def _status_of(body: dict[str, Any]) -> OrderStatus:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from orderflow.api.order import (
 from orderflow.conditions import get_condition, set_condition
 
 FINALIZER = "order-controller.orderflow.dev/deletion-policy"
+API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used
 ORDER_LABEL = "orderflow.dev/order"
 MAX_UNITS_PER_ORDER = 1_000
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -129,6 +131,19 @@ def fulfillment_name(order_name: str) -> str:
     return order_name
 
 
+LABEL_VALUE_MAX = 63
+
+
+def label_value(name: str) -> str:
+    """The Order's name as a label value, valid for every valid Order name: names run to 253
+    characters, label values to 63, so a long name keeps its start and gains a hash of the whole
+    (``kubectl get fulfillments -l orderflow.dev/order=...`` still finds short names as typed)."""
+    if len(name) <= LABEL_VALUE_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: LABEL_VALUE_MAX - len(digest) - 1].rstrip('.-_')}-{digest}"
+
+
 def validate(spec: OrderSpec) -> list[str]:
     """Rules the schema cannot express; each message says what to change."""
     problems = []
@@ -160,7 +175,7 @@ def fulfillment_body(order: ObservedOrder) -> dict[str, Any]:
         "metadata": {
             "name": fulfillment_name(order.name),
             "namespace": order.namespace,
-            "labels": {ORDER_LABEL: order.name},
+            "labels": {ORDER_LABEL: label_value(order.name)},
             "annotations": {"orderflow.dev/order-uid": order.uid},
         },
         "spec": fspec,
@@ -194,7 +209,7 @@ def decide(
         if order.spec.cancelled:
             status.phase = OrderPhase.CANCELLED
             status.completed_at = status.completed_at or now
-            _conditions(status, gen, now, ready=(F, "Cancelled", "cancelled before fulfillment started"))
+            _conditions(status, gen, now, ready=(T, "Cancelled", "cancelled before fulfillment started, as asked"))
             if order.status.phase is not OrderPhase.CANCELLED:
                 events.append(Event("Normal", "Cancelled", "cancelled before fulfillment started"))
             return _done(order, status, actions, events)
@@ -222,7 +237,7 @@ def decide(
             )
             _acknowledgement(status, None, gen, now, ack_timeout, events)
             return _done(order, status, actions, events, requeue_after=ack_timeout)
-        if fulfillment.order_uid != order.uid:
+        if not is_ours(order, None, fulfillment):
             message = (
                 f"a Fulfillment named {fulfillment.name} already exists and belongs to "
                 f"{'another order' if fulfillment.order_uid else 'no order'}; "
@@ -232,7 +247,7 @@ def decide(
                 events.append(Event("Warning", "FulfillmentNameTaken", message))
             return _done(order, blocked(status, gen, "FulfillmentNameTaken", message, now), actions, events)
         # Created earlier by us (e.g. before a restart lost the status write): adopt it.
-        status.fulfillment = FulfillmentState(name=fulfillment.name)
+        status.fulfillment = FulfillmentState(name=fulfillment.name, uid=fulfillment.uid)
         status.signals = SentSignals(
             paused=fulfillment.paused,
             cancelled=fulfillment.cancelled,
@@ -244,6 +259,8 @@ def decide(
     assert status.fulfillment is not None
     if fulfillment is None:
         return _missing(order, status, actions, events, now)
+    if not is_ours(order, status.fulfillment, fulfillment):
+        return _not_ours(order, status, fulfillment, actions, events, now)
 
     # Signals: only what the Order's own desired value changed since it was last sent.
     signals = status.signals or SentSignals()
@@ -267,9 +284,66 @@ def decide(
         sent = ", ".join(_describe(k, v) for k, v in sorted(patch.items()))
         events.append(Event("Normal", "SignalSent", f"sent {sent} to Fulfillment {fulfillment.name}"))
 
-    _mirror(status, fulfillment, gen, now, events, order.status)
+    _mirror(status, fulfillment, order.spec, gen, now, events, order.status)
     requeue = _acknowledgement(status, fulfillment, gen, now, ack_timeout, events)
+    _say_unacknowledged(status, gen, now)
     return _done(order, status, actions, events, requeue_after=requeue)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiFailure:
+    """An API error an action met that retrying at once cannot fix: the server's code and words."""
+
+    code: int
+    message: str
+
+
+_VERBS = {CreateFulfillment: "create", SendSignals: "signal", DeleteFulfillment: "delete"}
+
+
+def action_failed(
+    order: ObservedOrder, before: OrderStatus, action: Action, failure: ApiFailure, now: datetime.datetime
+) -> Decision:
+    """Every error the controller cannot retry its way out of ends on the Order — a condition and
+    one Warning Event with the server's message — never only in a log. A missing API or a missing
+    permission may come back by itself (a chart installed, RBAC fixed): look again every 30 s. A
+    refusal of what was sent (422) will not: it waits for a change to the Order."""
+    verb = _VERBS.get(type(action), "update")
+    name = fulfillment_name(order.name)
+    if failure.code == 404 and isinstance(action, CreateFulfillment):
+        reason, retry = "FulfillmentAPIUnavailable", API_RETRY_SECONDS
+        message = "the Fulfillment API (fulfillments.orderflow.dev) is not installed; install its CRD"
+    elif failure.code == 403:
+        reason, retry = "FulfillmentForbidden", API_RETRY_SECONDS
+        message = f"not allowed to {verb} Fulfillments: {failure.message}"
+    else:
+        reason, retry = "FulfillmentRejected", None
+        message = f"the API server refused to {verb} Fulfillment {name} ({failure.code}): {failure.message}"
+    events = (Event("Warning", reason, message),) if _newly(before, "Stalled", reason) else ()
+    return Decision(status=blocked(before, order.generation, reason, message, now), events=events, requeue_after=retry)
+
+
+def invalid_spec(before: OrderStatus, generation: int, problem: str, now: datetime.datetime) -> Decision:
+    """A spec the schema let through but this controller cannot read (an older CRD, say)."""
+    message = f"spec cannot be used: {problem}"
+    events = (Event("Warning", "InvalidSpec", message),) if _newly(before, "Stalled", "InvalidSpec") else ()
+    return Decision(status=blocked(before, generation, "InvalidSpec", message, now), events=events)
+
+
+def is_ours(order: ObservedOrder, recorded: FulfillmentState | None, f: ObservedFulfillment) -> bool:
+    """Identity, not name: the Fulfillment names this Order's uid, and is the very object this
+    Order recorded (its uid, which the API server gives and nobody can choose)."""
+    if f.order_uid != order.uid:
+        return False
+    return recorded is None or recorded.uid is None or recorded.uid == f.uid
+
+
+def with_created(status: OrderStatus, uid: str) -> OrderStatus:
+    """Record the uid of the Fulfillment just created: from now on only that object is ours."""
+    new = status.model_copy(deep=True)
+    if new.fulfillment:
+        new.fulfillment.uid = uid
+    return new
 
 
 def with_signal_generation(status: OrderStatus, generation: int) -> OrderStatus:
@@ -283,14 +357,7 @@ def with_signal_generation(status: OrderStatus, generation: int) -> OrderStatus:
 def blocked(before: OrderStatus, generation: int, reason: str, message: str, now: datetime.datetime) -> OrderStatus:
     """The order cannot go on (Fulfillment API missing or forbidden, name taken, unreadable spec)."""
     status = before.model_copy(deep=True)
-    _conditions(
-        status,
-        generation,
-        now,
-        ready=(F, reason, message),
-        reconciling=(T, reason, message),
-        stalled=(T, reason, message),
-    )
+    _conditions(status, generation, now, ready=(F, reason, message), stalled=(T, reason, message))
     status.observed_generation = generation
     return status
 
@@ -300,8 +367,7 @@ def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None) -> De
         return Decision(status=None)
     actions: list[Action] = []
     policy = order.spec.deletion_policy
-    ours = fulfillment is not None and fulfillment.order_uid in (None, order.uid)
-    if ours and fulfillment is not None:
+    if fulfillment is not None and is_ours(order, order.status.fulfillment, fulfillment):
         if policy is DeletionPolicy.CANCEL and not fulfillment.cancelled and not fulfillment.status.phase.terminal:
             actions.append(SendSignals({"cancelled": True}))
         elif policy is DeletionPolicy.DELETE:
@@ -333,15 +399,40 @@ def _missing(
     return _done(order, status, actions, events)
 
 
+def _not_ours(
+    order: ObservedOrder,
+    status: OrderStatus,
+    f: ObservedFulfillment,
+    actions: list[Action],
+    events: list[Event],
+    now: datetime.datetime,
+) -> Decision:
+    """Another object now has our Fulfillment's name (ours was deleted, someone made a new one):
+    report it; never mirror it, signal it, cancel or delete it."""
+    assert status.fulfillment is not None
+    message = (
+        f"Fulfillment {f.name} is not the one this order created (uid {status.fulfillment.uid or '?'}, "
+        f"found {f.uid}{', made for another order' if f.order_uid else ', made by hand'}); it is left alone. "
+        "Delete and re-create the Order to start over."
+    )
+    if _newly(order.status, "Stalled", "FulfillmentReplaced"):
+        events.append(Event("Warning", "FulfillmentReplaced", message))
+    return _done(order, blocked(status, order.generation, "FulfillmentReplaced", message, now), actions, events)
+
+
 def _mirror(
     status: OrderStatus,
     f: ObservedFulfillment,
+    spec: OrderSpec,
     gen: int,
     now: datetime.datetime,
     events: list[Event],
     before: OrderStatus,
 ) -> None:
     fs = f.status
+    # Every signal sent has been acted on: what the Fulfillment shows now is not on its way to us.
+    sent = status.signals.generation if status.signals else None
+    settled = sent is not None and fs.observed_generation is not None and fs.observed_generation >= sent
     latest = get_condition(fs.conditions, "Accepted")
     refused = latest is not None and latest.status == ConditionStatus.FALSE
     status.fulfillment = FulfillmentState(
@@ -356,11 +447,16 @@ def _mirror(
         observed_generation=fs.observed_generation,
         message=(latest.message if refused and latest else fs.failure_message),
     )
-    phase = {
-        "Shipped": OrderPhase.COMPLETED,
-        "Cancelled": OrderPhase.CANCELLED,
-        "Failed": OrderPhase.FAILED,
-    }.get(fs.phase.value, OrderPhase.FULFILLING)
+    inconsistent = fs.phase.value == "Shipped" and not fs.tracking_number
+    phase = (
+        OrderPhase.FULFILLING
+        if inconsistent  # not trusted: the fulfillment controller always writes one
+        else {
+            "Shipped": OrderPhase.COMPLETED,
+            "Cancelled": OrderPhase.CANCELLED,
+            "Failed": OrderPhase.FAILED,
+        }.get(fs.phase.value, OrderPhase.FULFILLING)
+    )
     status.phase = phase
     if phase.terminal:
         status.completed_at = status.completed_at or now
@@ -373,18 +469,44 @@ def _mirror(
             )
             events.append(Event(kind, phase.value, f"order {phase.value.lower()}: {detail}"))
 
-    if phase is OrderPhase.COMPLETED:
+    # kstatus's reading (docs/status.md): Ready = the spec is done, Stalled = it cannot get there
+    # without a change, Reconciling = working on it.
+    ready: Cond
+    reconciling: Cond | None = None
+    stalled: Cond | None = None
+    step = fs.phase.value
+    if inconsistent:
+        message = f"Fulfillment {f.name} reports Shipped without a tracking number: its status was written by hand"
+        ready, stalled = (F, "FulfillmentStatusInconsistent", message), (T, "FulfillmentStatusInconsistent", message)
+        if _newly(before, "Stalled", "FulfillmentStatusInconsistent"):
+            events.append(Event("Warning", "FulfillmentStatusInconsistent", message))
+    elif phase is OrderPhase.COMPLETED:
         ready = (T, "Completed", f"shipped; tracking number {fs.tracking_number}")
-        reconciling = (F, "Completed", "the order is complete")
-    elif phase.terminal:
-        ready = (F, phase.value, f"the fulfillment is {fs.phase.value}")
-        reconciling = (F, phase.value, f"the fulfillment is {fs.phase.value}")
+    elif phase is OrderPhase.CANCELLED and spec.cancelled:
+        ready = (T, "Cancelled", "cancelled, as spec.cancelled asked")
+    elif phase is OrderPhase.CANCELLED:
+        message = (
+            f"Fulfillment {f.name} was cancelled directly, not by this Order (spec.cancelled is false); "
+            "the order cannot complete"
+        )
+        ready, stalled = (F, "CancelledElsewhere", message), (T, "CancelledElsewhere", message)
+    elif phase is OrderPhase.FAILED:
+        message = fs.failure_message or "the fulfillment failed"
+        ready, stalled = (F, "FulfillmentFailed", message), (T, "FulfillmentFailed", message)
+    elif fs.paused and spec.paused:
+        ready = (T, "Paused", f"paused during {step}, as spec.paused asked; set it to false to resume")
+    elif fs.paused and f.paused and not spec.paused and settled:
+        # Paused on the Fulfillment directly (the Order did not ask): a person's patch stands until
+        # the Order asks for something else, so only a change gets it going again.
+        message = (
+            f"Fulfillment {f.name} was paused directly during {step}; resume it there "
+            "(spec.paused=false) or set this Order's spec.paused to true and back to false"
+        )
+        ready, stalled = (F, "PausedElsewhere", message), (T, "PausedElsewhere", message)
     else:
-        step = fs.phase.value + (" (paused)" if fs.paused else "")
-        ready = (F, "Fulfilling", f"fulfillment {step}")
-        reconciling = (F, "Paused", f"fulfillment {step}") if fs.paused else (T, "Fulfilling", f"fulfillment {step}")
-    stalled = (T, "FulfillmentFailed", fs.failure_message or "failed") if phase is OrderPhase.FAILED else None
-    paused = (T, "FulfillmentPaused", f"paused during {fs.phase.value}") if fs.paused else None
+        ready = (F, "Fulfilling", f"fulfillment {step}" + (" (paused)" if fs.paused else ""))
+        reconciling = (T, "Fulfilling", f"fulfillment {step}")
+    paused = (T, "FulfillmentPaused", f"paused during {step}") if fs.paused else None
     _conditions(status, gen, now, ready=ready, reconciling=reconciling, stalled=stalled, paused=paused)
     if refused and latest and _newly(before, "SignalsAccepted", latest.reason, status=F):
         events.append(Event("Warning", latest.reason, f"the fulfillment refused a signal: {latest.message}"))
@@ -451,6 +573,13 @@ def _acknowledgement(
 
 
 Cond = tuple[ConditionStatus, str, str]
+
+
+def _say_unacknowledged(status: OrderStatus, gen: int, now: datetime.datetime) -> None:
+    """An order waiting on a signal nobody acknowledges says so where people look: Ready."""
+    acked, ready = get_condition(status.conditions, "SignalsAcknowledged"), get_condition(status.conditions, "Ready")
+    if acked and acked.reason == "NotAcknowledged" and ready and ready.status is F:
+        set_condition(status.conditions, "Ready", F, ready.reason, f"{ready.message}; {acked.message}", gen, now)
 
 
 def _conditions(

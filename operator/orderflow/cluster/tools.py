@@ -30,6 +30,8 @@ ACTIONLINT_VERSION = "1.7.12"
 # containerd 1.x stops working with kubelet 1.37; v2 builds from its Go module without cgo.
 CONTAINERD_VERSION = "2.4.2"
 COREDNS_VERSION = "1.15.0"
+CLI_UTILS_VERSION = "0.37.2"  # sigs.k8s.io/cli-utils: kstatus
+GOPHER_LUA_VERSION = "1.1.2"  # github.com/yuin/gopher-lua: Argo CD's Lua interpreter
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -79,6 +81,9 @@ class Tool:
     # Accepts the `--version` output of a binary found outside the cache.
     fits: Callable[[str], bool]
     version_args: tuple[str, ...] = ("--version",)
+    # Bumped when the build recipe changes what an already-cached binary of the same version does:
+    # it is part of the cache key, so the fixed binary is built instead of the stale one reused.
+    recipe: int = 0
 
 
 def _minor_within(output: str, prefix: str, major: int, minors: range) -> bool:
@@ -103,11 +108,27 @@ TOOLS = {
         lambda out: _minor_within(out, "Client Version: ", 1, range(_KUBE_MINOR - 1, _KUBE_MINOR + 2)),
         ("version", "--client"),
     ),
-    "helm": Tool("helm", HELM_VERSION, lambda out: _minor_within(out, "", 3, range(14, 100)), ("version", "--short")),
+    # Recipe 1: the default Kubernetes version of `helm template` and `helm lint` is set, as upstream does.
+    "helm": Tool(
+        "helm", HELM_VERSION, lambda out: _minor_within(out, "", 3, range(14, 100)), ("version", "--short"), recipe=1
+    ),
     # Checks .github/workflows in the tests.
     "actionlint": Tool(
         "actionlint", ACTIONLINT_VERSION, lambda out: _minor_within(out, "", 1, range(7, 100)), ("-version",)
     ),
+    # The tests read every phase's status with the kstatus library (kstatus/main.go beside this file).
+    "kstatus": Tool("kstatus", CLI_UTILS_VERSION, lambda out: f"cli-utils v{CLI_UTILS_VERSION}" in out, ("-version",)),
+    # ... and run the Argo CD health check (gitops/argocd/health.lua) as Argo CD does (luahealth/).
+    "lua-health": Tool(
+        "lua-health", GOPHER_LUA_VERSION, lambda out: f"gopher-lua v{GOPHER_LUA_VERSION}" in out, ("-version",)
+    ),
+}
+
+
+# Small Go programs of ours (main.go in a folder beside this file) and the module each needs.
+GO_PROGRAMS = {
+    "kstatus": ("kstatus", "sigs.k8s.io/cli-utils"),
+    "lua-health": ("luahealth", "github.com/yuin/gopher-lua"),
 }
 
 
@@ -141,7 +162,9 @@ def cache_dir() -> Path:
 
 
 def cached_path(tool: Tool) -> Path:
-    return cache_dir() / "bin" / f"{tool.name}-v{tool.version}" / tool.name
+    # Recipe 0 keeps the original key, so a recipe change rebuilds only the tool it concerns.
+    revision = f"-r{tool.recipe}" if tool.recipe else ""
+    return cache_dir() / "bin" / f"{tool.name}-v{tool.version}{revision}" / tool.name
 
 
 def _version_output(binary: Path, tool: Tool) -> str:
@@ -265,6 +288,34 @@ def _kube_version_flags() -> dict[str, str]:
     return flags
 
 
+def _helm_version_flags(workdir: Path) -> dict[str, str]:
+    """Helm's version, and the Kubernetes version `helm template` and `helm lint` assume without a
+    cluster. Left unset, Helm defaults to v1.20.0 and refuses any chart with a newer `kubeVersion`
+    (ours says >=1.30). Helm's Makefile derives it from the client-go it builds with (v0.N.x gives
+    1.N; the Makefile's "major + 1"), so the same is done here: this helm behaves as a released one."""
+    done = subprocess.run(
+        [_go(), "list", "-m", "-f", "{{.Version}}", "k8s.io/client-go"],
+        cwd=workdir,
+        env=_go_env(workdir),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.fullmatch(r"v0\.(\d+)\.\d+\S*", done.stdout.strip())
+    if done.returncode != 0 or match is None:
+        raise ToolError(f"cannot tell which client-go helm v{HELM_VERSION} builds with: {done.stdout}{done.stderr}")
+    kube = {"k8sVersionMajor": "1", "k8sVersionMinor": match[1]}
+    return {
+        "helm.sh/helm/v3/internal/version.version": f"v{HELM_VERSION}",
+        "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
+        **{
+            f"helm.sh/helm/v3/pkg/{pkg}.{key}": value
+            for pkg in ("chartutil", "lint/rules")
+            for key, value in kube.items()
+        },
+    }
+
+
 def _kubernetes_module(workdir: Path, commands: tuple[str, ...]) -> None:
     staging = ".".join(("0", *KUBERNETES_VERSION.split(".")[1:]))
     replaces = "\n".join(f"replace k8s.io/{m} => k8s.io/{m} v{staging}" for m in _STAGING_MODULES)
@@ -326,16 +377,21 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _run_go(["mod", "tidy"], workdir, "coredns modules", log)
             _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "coredns", log)
         elif tool.name == "helm":
-            flags = _ldflags(
-                {
-                    "helm.sh/helm/v3/internal/version.version": f"v{tool.version}",
-                    "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
-                }
+            _build_module_command(tool, "helm.sh/helm/v3", "cmd/helm", _helm_version_flags, workdir, partial, log)
+        elif tool.name in GO_PROGRAMS:
+            source, module = GO_PROGRAMS[tool.name]
+            (workdir / "go.mod").write_text(
+                f"module orderflow.local/{tool.name}\n\ngo 1.26.0\n\nrequire {module} v{tool.version}\n"
             )
-            _build_module_command(tool, "helm.sh/helm/v3", "cmd/helm", flags, workdir, partial, log)
+            shutil.copy(Path(__file__).parent / source / "main.go", workdir / "main.go")
+            _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
+            flags = _ldflags({"main.version": f"v{tool.version}"})
+            _run_go(["build", "-v", "-ldflags", flags, "-o", str(partial), "."], workdir, tool.name, log)
         elif tool.name == "actionlint":
-            flags = _ldflags({"github.com/rhysd/actionlint.version": f"v{tool.version}"})
-            _build_module_command(tool, "github.com/rhysd/actionlint", "cmd/actionlint", flags, workdir, partial, log)
+            versions = {"github.com/rhysd/actionlint.version": f"v{tool.version}"}
+            _build_module_command(
+                tool, "github.com/rhysd/actionlint", "cmd/actionlint", versions, workdir, partial, log
+            )
         else:  # pragma: no cover - TOOLS and this function are kept in step
             raise ToolError(f"no build recipe for {tool.name}")
         partial.replace(target)  # atomic: a killed build never leaves a half-written binary
@@ -384,12 +440,20 @@ def _coredns_module(workdir: Path) -> None:
 
 
 def _build_module_command(
-    tool: Tool, module: str, command: str, ldflags: str, workdir: Path, output: Path, log: Callable[[str], None]
+    tool: Tool,
+    module: str,
+    command: str,
+    ldflags: Callable[[Path], dict[str, str]] | dict[str, str],
+    workdir: Path,
+    output: Path,
+    log: Callable[[str], None],
 ) -> None:
-    """Modules without replace directives build from a throwaway module that requires them."""
+    """Modules without replace directives build from a throwaway module that requires them.
+    ``ldflags`` may be a function of that module, for flags read from its resolved dependencies."""
     (workdir / "go.mod").write_text(f"module orderflow.local/{tool.name}\n\ngo 1.26.0\n")
     _run_go(["get", f"{module}@v{tool.version}"], workdir, f"{tool.name} modules", log)
-    _run_go(["build", "-v", "-ldflags", ldflags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
+    flags = _ldflags(ldflags(workdir) if callable(ldflags) else ldflags)
+    _run_go(["build", "-v", "-ldflags", flags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
 
 
 def main(argv: list[str] | None = None) -> None:

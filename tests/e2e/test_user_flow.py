@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -13,31 +15,144 @@ import yaml
 
 from orderflow.testing.plugin import REPO, Cluster, ControllerProcess, Kubectl, service_account_kubeconfig, wait_for
 
-from .conftest import INSTALLED, Helm, Install, Installed
+from .conftest import INSTALLED, Helm, Install, Installed, Release, adopt_crds
 
 CHARTS = ("fulfillment-controller", "order-controller")
+KIND = {"fulfillment-controller": "fulfillments", "order-controller": "orders"}
 local_only = pytest.mark.skipif(bool(INSTALLED), reason="installs charts itself; on kind the workflow did")
+MONITORING = ("--api-versions", "monitoring.coreos.com/v1")  # what a cluster with the Prometheus operator has
+SOURCE = REPO / "operator" / "orderflow"
+ALERT_TESTS = Path(__file__).parent / "alerts"
+
+
+def render(helm: Helm, chart: str, *args: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(helm.template(chart, "-n", "orderflow-system", *args).stdout) if doc]
+
+
+def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
 
 
 @pytest.mark.parametrize("chart", CHARTS)
 def test_chart_lints_and_renders(helm: Helm, chart: str) -> None:
     helm("lint", "--strict", str(REPO / "charts" / chart))
-    rendered = list(yaml.safe_load_all(helm.template(chart, "-n", "orderflow-system").stdout))
-    kinds = sorted(doc["kind"] for doc in rendered if doc)
+    # `helm template` as typed, with no --kube-version: the chart's kubeVersion fits helm's default.
+    rendered = render(helm, chart)
+    kinds = sorted(doc["kind"] for doc in rendered)
     assert kinds == sorted(
-        ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition",
-         "Deployment", "Service", "ServiceAccount"]
+        ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+         "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount"]
     )  # fmt: skip
-    deployment = next(doc for doc in rendered if doc and doc["kind"] == "Deployment")
+    deployment = only(rendered, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
+    assert container["image"] == "ghcr.io/orderflow/orderflow:0.1.0"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployment["metadata"]["labels"]["app.kubernetes.io/part-of"] == "orderflow"
+    # Disk, bounded like memory: the logs and /tmp count against the limit, /tmp has its own cap.
+    assert container["resources"]["requests"]["ephemeral-storage"] == "32Mi"
+    assert container["resources"]["limits"]["ephemeral-storage"] == "128Mi"
+    (tmp,) = pod["volumes"]
+    assert tmp["emptyDir"] == {"sizeLimit": "64Mi"}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_image_can_be_pinned_by_digest(helm: Helm, chart: str) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    pod = only(render(helm, chart, "--set", f"image.digest={digest}", "--set", "image.tag=ignored"), "Deployment")
+    assert pod["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/orderflow/orderflow@{digest}"
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_monitoring_objects_need_the_prometheus_operator_api(helm: Helm, chart: str) -> None:
+    wanted = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+    # Without the API (no Prometheus operator), enabling them renders nothing rather than failing.
+    assert not {"ServiceMonitor", "PrometheusRule"} & {d["kind"] for d in render(helm, chart, *wanted)}
+    docs = render(helm, chart, *wanted, *MONITORING)
+    monitor, rule = only(docs, "ServiceMonitor"), only(docs, "PrometheusRule")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    order_alerts = {"OrderflowOrdersStuck", "OrderflowSignalsUnacknowledged", "OrderflowSignalAckSlow"}
+    stuck = {"order-controller": order_alerts, "fulfillment-controller": {"OrderflowFulfillmentsStuck"}}[chart]
+    expected = stuck | {"OrderflowReconcileErrors"}
+    assert set(alerts) == expected
+    for alert in alerts.values():  # this release's metrics only: its ServiceMonitor's job
+        assert f'job="t-{chart}-metrics", namespace="orderflow-system"' in alert["expr"]
+    # Every metric an alert reads is one the controllers export (or, for now, one announced).
+    exported = set(re.findall(r'"(orderflow_[a-z_]+)"', "".join(p.read_text() for p in SOURCE.rglob("*.py"))))
+    announced = {"orderflow_unacknowledged_signals"}  # the order controller's gauge, being added with the metrics
+    read = {
+        re.sub(r"_(bucket|count|sum)$", "", m) for a in alerts.values() for m in re.findall(r"orderflow_\w+", a["expr"])
+    }
+    assert read <= exported | announced
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_alerts_fire_as_documented(helm: Helm, chart: str, tmp_path: Path) -> None:
+    """tests/e2e/alerts/<chart>.yaml: series in, alerts out, by Prometheus's own rule evaluator."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not on PATH (go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0)")
+    done = helm.template(chart, "--set", "metrics.prometheusRule.enabled=true", *MONITORING)
+    (rule,) = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    shutil.copy(ALERT_TESTS / f"{chart}.yaml", tmp_path / "test.yaml")
+    checked = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yaml")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_network_policy_admits_only_probes_metrics_the_api_server_and_dns(helm: Helm, chart: str) -> None:
+    docs = render(
+        helm, chart, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+        "--set-json", 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"name":"monitoring"}}}]',
+    )  # fmt: skip
+    policy, deployment = only(docs, "NetworkPolicy"), only(docs, "Deployment")
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    probes, metrics = spec["ingress"]
+    assert [p["port"] for p in probes["ports"]] == [8080, 8081]
+    assert "from" not in probes  # the kubelet probes from the node's address
+    assert [p["port"] for p in metrics["ports"]] == [9090]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    api, dns = spec["egress"]
+    assert [p["port"] for p in api["ports"]] == [443, 6443]
+    assert api["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+    # Without the API server's addresses: its ports, to any address.
+    (default,) = [d for d in render(helm, chart, "--set", "networkPolicy.enabled=true") if d["kind"] == "NetworkPolicy"]
+    assert "to" not in default["spec"]["egress"][0]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_people_with_the_built_in_roles_get_the_kind_through_aggregation(helm: Helm, chart: str) -> None:
+    roles = {d["metadata"]["name"]: d for d in render(helm, chart) if d["kind"] == "ClusterRole"}
+    edit, view = roles[f"t-{chart}-edit"], roles[f"t-{chart}-view"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate) and v == "true"} == {
+        aggregate + "admin",
+        aggregate + "edit",
+    }
+    assert {k for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate) and v == "true"} == {
+        aggregate + "admin",
+        aggregate + "edit",
+        aggregate + "view",
+    }
+    (edit_rule,) = edit["rules"]
+    assert edit_rule["resources"] == [KIND[chart]]  # never the status: that is the controller's
+    assert {"create", "patch", "delete"} <= set(edit_rule["verbs"])
+    (view_rule,) = view["rules"]
+    assert view_rule["resources"] == [KIND[chart]]
+    assert view_rule["verbs"] == ["get", "list", "watch"]
+    off = render(helm, chart, "--set", "rbac.aggregateClusterRoles=false")
+    assert not {edit["metadata"]["name"], view["metadata"]["name"]} & {d["metadata"]["name"] for d in off}
 
 
 @pytest.mark.parametrize(
@@ -47,6 +162,8 @@ def test_chart_lints_and_renders(helm: Helm, chart: str) -> None:
         ("order-controller", "logFormat=yaml", "/logFormat"),
         ("order-controller", "watchNamespaces={Bad_Name}", "/watchNamespaces/0"),
         ("fulfillment-controller", "replicas=3", "replicas"),
+        ("order-controller", "image.digest=latest", "/image/digest"),
+        ("fulfillment-controller", "networkPolicy.apiServer.cidrs={10.0.0.1}", "/networkPolicy/apiServer/cidrs/0"),
     ],
 )
 def test_a_bad_value_is_rejected_by_the_values_schema(helm: Helm, chart: str, setting: str, says: str) -> None:
@@ -162,3 +279,50 @@ def test_the_order_chart_alone_leaves_orders_with_a_clear_condition(
     assert order["status"]["phase"] != "Completed"
     assert controller.proc is not None
     assert controller.proc.poll() is None  # reported, not crashed
+
+
+@local_only
+def test_installing_over_a_crd_another_release_made_says_how_to_resolve_it(
+    namespace: str, helm: Helm, kubectl: Kubectl, crds_installed: None
+) -> None:
+    chart = str(REPO / "charts" / "order-controller")
+    values = ("-n", namespace, "--set", f"watchNamespaces={{{namespace}}}", "--wait=false")
+    # A release that made the CRD, then was uninstalled: the CRD stays (keep), still naming it.
+    adopt_crds(kubectl, Release("first", "order-controller", namespace))
+    helm("install", "first", chart, *values)
+    helm("uninstall", "first", "-n", namespace)
+    refused = helm("install", "second", chart, *values, check=False)
+    assert refused.returncode != 0
+    assert f"belongs to the Helm release first in namespace {namespace}" in refused.stderr
+    assert "--set crds.install=false" in refused.stderr  # the fix when "first" is still installed
+    adopt = f"meta.helm.sh/release-name=second meta.helm.sh/release-namespace={namespace} --overwrite"
+    assert f"kubectl annotate crd orders.orderflow.dev {adopt}" in refused.stderr  # the fix when it is gone
+    # A second install of the chart leaves the CRD to the release that manages it.
+    helm("install", "second", chart, *values, "--set", "crds.install=false")
+    helm("uninstall", "second", "-n", namespace)
+    # A CRD applied with kubectl (no release's annotations): the same two ways out.
+    kubectl("annotate", "crd", "orders.orderflow.dev", "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")
+    refused = helm("install", "third", chart, *values, check=False)
+    assert "exists but no Helm release manages it" in refused.stderr
+    assert "--set crds.install=false" in refused.stderr
+
+
+@pytest.mark.skipif(not INSTALLED, reason="needs kube-controller-manager, which aggregates ClusterRoles")
+@pytest.mark.parametrize("chart", CHARTS)
+def test_people_bound_to_edit_or_view_in_a_namespace_can_use_the_kind(
+    namespace: str, kubectl: Kubectl, chart: str
+) -> None:
+    kind = KIND[chart]
+    kubectl("create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", namespace)
+    kubectl("create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob", "-n", namespace)
+
+    def can(user: str, verb: str, *subresource: str) -> bool:
+        what = [f"{kind}.orderflow.dev", *(f"--subresource={s}" for s in subresource)]
+        done = kubectl("auth", "can-i", verb, *what, "-n", namespace, f"--as={user}", check=False)
+        return done.stdout.strip() == "yes"
+
+    wait_for(lambda: can("alice", "create"), what=f"edit to include {kind} (aggregation)")
+    assert can("alice", "delete")
+    assert not can("alice", "patch", "status")  # the controller's alone
+    assert can("bob", "list")
+    assert not can("bob", "create")

@@ -140,7 +140,7 @@ def test_kubectl_shows_useful_columns_and_explanations(kubectl: Kubectl, namespa
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "order.yaml"))
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "fulfillment.yaml"))
     orders = kubectl("get", "orders", "-n", namespace).stdout
-    assert orders.split("\n")[0].split() == ["NAME", "PHASE", "FULFILLMENT", "PROGRESS", "AGE"]
+    assert orders.split("\n")[0].split() == ["NAME", "PHASE", "FULFILLMENT", "PROGRESS", "AGE", "READY", "MESSAGE"]
     everything = kubectl("get", "orderflow", "-n", namespace).stdout
     assert "order.orderflow.dev/order-1042" in everything
     assert "fulfillment.orderflow.dev/parcel-7" in everything

@@ -35,7 +35,12 @@ def test_copy_sources_reads_copy_and_add_but_not_other_stages() -> None:
 
 
 def test_the_projects_dockerfile_needs_exactly_its_sources() -> None:
-    assert image.copy_sources((ROOT / "Dockerfile").read_text()) == ["pyproject.toml", "README.md", "operator"]
+    assert image.copy_sources((ROOT / "Dockerfile").read_text()) == [
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "operator",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +128,12 @@ def test_the_projects_context_has_no_build_leftovers() -> None:
     assert {"Dockerfile", "pyproject.toml", "README.md", "operator/orderflow/cli.py"} <= set(files)
     assert "operator/orderflow/cluster/pause/main.go" in files
     assert not [f for f in files if "__pycache__" in f or ".egg-info" in f]
-    assert {f for f in files if not f.startswith("operator/")} == {"Dockerfile", "pyproject.toml", "README.md"}
+    assert {f for f in files if not f.startswith("operator/")} == {
+        "Dockerfile",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+    }
 
 
 def test_base_key_changes_with_each_input_and_ignores_package_order_and_comments() -> None:

@@ -63,6 +63,16 @@ def _age() -> dict[str, Any]:
     return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
+def _ready() -> tuple[dict[str, Any], ...]:
+    """Ready and its message last, as Flux and cert-manager show them: a Failed or Invalid phase
+    comes with its reason on the same line."""
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return (
+        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
+        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message"},
+    )
+
+
 KINDS = (
     KindSpec(
         kind=order.KIND,
@@ -83,6 +93,7 @@ KINDS = (
             },
             {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber", "priority": 1},
             _age(),
+            *_ready(),
         ),
         chart="order-controller",
         rules=order.ORDER_RULES,
@@ -107,6 +118,7 @@ KINDS = (
             {"name": "Paused", "type": "boolean", "jsonPath": ".status.paused"},
             {"name": "Tracking", "type": "string", "jsonPath": ".status.trackingNumber", "priority": 1},
             _age(),
+            *_ready(),
         ),
         chart="fulfillment-controller",
     ),
@@ -183,6 +195,8 @@ def crd(spec: KindSpec) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": spec.name,
+            # Static labels only: Helm adds its own (managed-by) when a release adopts the CRD.
+            "labels": {"app.kubernetes.io/part-of": "orderflow", "app.kubernetes.io/component": "crd"},
             "annotations": {"orderflow.dev/generated-by": "orderflow crds (from orderflow.api models)"},
         },
         "spec": {
@@ -223,8 +237,16 @@ def render_chart_template(spec: KindSpec) -> str:
     controller never deletes everyone's objects."""
     document = crd(spec)
     document["metadata"]["annotations"]["helm.sh/resource-policy"] = "keep"
+    document["metadata"]["labels"] = _LABELS_PLACEHOLDER
     body = yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+    # The chart's own labels (chart, release, version), from the chart's helper: e.g. "oc" for
+    # order-controller.
+    helper = "".join(word[0] for word in spec.chart.split("-")) + ".crdLabels"
+    body = body.replace(f"labels: {_LABELS_PLACEHOLDER}", f'labels:\n    {{{{- include "{helper}" . | nindent 4 }}}}')
     return "{{- if .Values.crds.install }}\n" + HEADER + body + "{{- end }}\n"
+
+
+_LABELS_PLACEHOLDER = "LABELS-FROM-THE-CHART"
 
 
 def outputs(crds_dir: Path, charts_dir: Path) -> dict[Path, str]:

@@ -89,7 +89,9 @@ class OrderSpec(Model):
     shipping_address: ShippingAddress = Field(
         description="Where to ship. A signal: a change is sent to the Fulfillment, which takes it until shipped."
     )
-    paused: bool = Field(default=False, description="Pause (true) or resume (false) the fulfillment. A signal: may change at any time.")
+    paused: bool = Field(
+        default=False, description="Pause (true) or resume (false) the fulfillment. A signal: may change at any time."
+    )
     cancelled: bool = Field(
         default=False, description="Cancel the order and its fulfillment. A signal: one-way; too late once shipped."
     )

@@ -65,7 +65,7 @@ class Store:
 
     def put(self, body: Any) -> ObjectKey:
         key = ObjectKey.of(body)
-        self._objects[key] = _plain(body)
+        self._objects[key] = strip(_plain(body))
         return key
 
     def remove(self, key: ObjectKey) -> None:
@@ -76,6 +76,22 @@ class Store:
 
     def values(self) -> Iterator[dict[str, Any]]:
         return iter(list(self._objects.values()))
+
+
+# What no decision reads and a client may make large: client-go's informers drop the same
+# (cache.TransformStripManagedFields). kubectl apply's annotation holds a second copy of the spec.
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def strip(body: dict[str, Any]) -> dict[str, Any]:
+    """The object as decisions need it: without managedFields and the last-applied copy."""
+    metadata = body.get("metadata") or {}
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations:
+        for name in UNREAD_ANNOTATIONS:
+            annotations.pop(name, None)
+    return body
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from orderflow.kube import merge_patch
-from orderflow.reconciler import WorkQueue
+from orderflow.reconciler import Store, WorkQueue
 
 R = TypeVar("R")
 
@@ -102,3 +102,21 @@ def test_merge_patch_removes_sets_and_recurses() -> None:
     old = {"a": 1, "b": {"x": 1, "y": 2}, "c": [1], "gone": True}
     new = {"a": 1, "b": {"x": 1}, "c": [1, 2], "d": None}
     assert merge_patch(old, new) == {"gone": None, "b": {"y": None}, "c": [1, 2], "d": None}
+
+
+def test_the_store_keeps_only_what_decisions_read() -> None:
+    body = {
+        "metadata": {
+            "name": "o", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "keep": "me"},
+        },
+        "spec": {"a": 1},
+    }  # fmt: skip
+    store = Store()
+    kept = store.get(store.put(body))
+    assert kept is not None
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["annotations"] == {"keep": "me"}
+    assert kept["spec"] == {"a": 1}
+    assert "managedFields" in body["metadata"]  # the caller's body is left as it was

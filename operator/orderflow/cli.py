@@ -244,6 +244,12 @@ def parser() -> argparse.ArgumentParser:
     imagep.add_argument("--load", action="store_true", help="import it into the node's containerd (cluster up --nodes)")
     imagep.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
     imagep.set_defaults(func=_image)
+
+    from orderflow.describe import command as describe_command  # standard library only at import
+
+    describep = sub.add_parser("describe", help="an Order's or Fulfillment's story: one timeline of both objects")
+    describe_command.add_arguments(describep)
+    describep.set_defaults(func=describe_command.run)
     return top
 
 

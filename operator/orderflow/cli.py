@@ -81,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         peering=args.peering,
         priority=args.priority,
         metrics_port=args.metrics_port,
+        metrics_bind_address=args.metrics_bind_address,
         verbose=args.verbose,
     )
     kube = Kube.from_env()
@@ -88,18 +89,23 @@ def _run(args: argparse.Namespace) -> int:
     # and is ready, without the Fulfillment CRD (its Orders then report the missing API).
     if args.controller == "fulfillment":
         from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
-        from orderflow.fulfillment.controller import FulfillmentController, build_registry
+        from orderflow.fulfillment.controller import COMPONENT, FulfillmentController, build_registry
         from orderflow.fulfillment.workflow import StepTimes
 
         seconds = args.step_seconds
-        fc = FulfillmentController(kube, StepTimes(picking=seconds, packing=seconds), args.workers)
+        fc = FulfillmentController(kube, StepTimes(picking=seconds, packing=seconds), args.workers, args.ttl)
+        options.controller = COMPONENT
+        options.settings = {"workers": args.workers, "stepSeconds": seconds}
         run(build_registry(fc), options, kube, FULFILLMENTS)
     else:
         from orderflow.api.order import PLURAL as ORDERS
+        from orderflow.order.controller import COMPONENT as ORDER_COMPONENT
         from orderflow.order.controller import OrderController
         from orderflow.order.controller import build_registry as build_order_registry
 
-        oc = OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers)
+        oc = OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl)
+        options.controller = ORDER_COMPONENT
+        options.settings = {"workers": args.workers, "ackTimeoutSeconds": args.ack_timeout}
         run(build_order_registry(oc), options, kube, ORDERS)
     return 0
 
@@ -214,9 +220,26 @@ def parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=int(os.environ.get("ORDERFLOW_METRICS_PORT", "0")),
-        help="serve Prometheus metrics on this port (0: off)",
+        help="serve Prometheus metrics on this port (0: off; env ORDERFLOW_METRICS_PORT)",
+    )
+    runp.add_argument(
+        "--metrics-bind-address",
+        default=os.environ.get("ORDERFLOW_METRICS_BIND_ADDRESS") or "127.0.0.1",
+        help="serve metrics on this address (env ORDERFLOW_METRICS_BIND_ADDRESS); default 127.0.0.1, this "
+        "machine only; 0.0.0.0 in a Pod, for the metrics Service",
     )
     runp.add_argument("--workers", type=int, default=int(os.environ.get("ORDERFLOW_WORKERS", "4")))
+    runp.add_argument(
+        "--ttl-seconds-after-finished",
+        dest="ttl",
+        type=int,
+        default=int(os.environ["ORDERFLOW_TTL_SECONDS_AFTER_FINISHED"])
+        if os.environ.get("ORDERFLOW_TTL_SECONDS_AFTER_FINISHED")
+        else None,
+        help="delete finished objects that set no spec.ttlSecondsAfterFinished this long after they finished "
+        "(env ORDERFLOW_TTL_SECONDS_AFTER_FINISHED); default: keep them. The fulfillment controller applies it "
+        "only to Fulfillments that serve no Order",
+    )
     runp.add_argument(
         "--step-seconds",
         type=float,

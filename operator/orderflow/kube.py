@@ -13,13 +13,17 @@ import contextlib
 import datetime
 import json
 import logging
+import re
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import pykube
 import requests
 
+from orderflow import metrics
 from orderflow.api.common import API_VERSION
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,24 @@ class Invalid(ApiError):
 
 _ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 403: Forbidden, 422: Invalid}
 
+# The API server quotes the offending value in a field error ('spec.customerEmail: Invalid value:
+# "ada@example.com": ...'), and these messages go into conditions, Events and logs. String values
+# are what can be personal data (names, streets, emails), so they are replaced; the field and the
+# rule stay, which is what a person needs to act. CEL rule errors name the value's type instead
+# of the value ("object", "string"), which is kept.
+_QUOTED_VALUE = re.compile(r'((?:Invalid|Unsupported|Duplicate) value|Not found): "(?:[^"\\]|\\.)*"')
+_TYPE_NAMES = {f'"{t}"' for t in ("object", "array", "string", "integer", "number", "boolean")}
+
+
+def redact_values(message: str) -> str:
+    """``message`` with the string values quoted in its field errors replaced by ``"[redacted]"``."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group(0)[len(match.group(1)) + 2 :]
+        return match.group(0) if value in _TYPE_NAMES else f'{match.group(1)}: "[redacted]"'
+
+    return _QUOTED_VALUE.sub(replace, message)
+
 
 def _raise_for(response: requests.Response) -> None:
     if response.ok:
@@ -70,7 +92,7 @@ def _raise_for(response: requests.Response) -> None:
         message = status.get("message") or message
     except ValueError:
         pass
-    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, reason, message)
+    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, reason, redact_values(message))
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,6 +116,8 @@ class Kube:
 
     def __init__(self, api: pykube.HTTPClient) -> None:
         self._api = api
+        # client-go's `host` label: the API server's host:port, the same for every request.
+        self._host = urlsplit(str(getattr(api, "url", "") or "")).netloc
 
     @classmethod
     def from_env(cls) -> Kube:
@@ -121,7 +145,13 @@ class Kube:
             kwargs["params"] = params
         if timeout is not None:
             kwargs["timeout"] = timeout  # else the client's own (30 s)
-        response = self._api.request(method, **kwargs)
+        started, code = time.monotonic(), "<error>"  # client-go's code when there is no response
+        try:
+            response = self._api.request(method, **kwargs)
+            code = str(response.status_code)
+        finally:
+            metrics.REST_REQUESTS.labels(code, method, self._host).inc()
+            metrics.REST_SECONDS.labels(method, self._host).observe(time.monotonic() - started)
         _raise_for(response)
         result: dict[str, Any] = response.json()
         return result
@@ -165,9 +195,12 @@ class Kube:
         url = f"{plural}/{name}" + (f"/{subresource}" if subresource else "")
         return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
 
-    def delete(self, plural: str, namespace: str, name: str) -> None:
+    def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        """Gone already is fine. With ``resource_version``, only that version is deleted (409 if it
+        changed since), as Job's TTL controller does: a retention decision holds for what it saw."""
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         with contextlib.suppress(NotFound):
-            self._request("DELETE", f"{plural}/{name}", namespace)
+            self._request("DELETE", f"{plural}/{name}", namespace, body=body)
 
     # -- Events ------------------------------------------------------------------------------
 
@@ -225,8 +258,8 @@ class AsyncKube:
     ) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.patch, plural, namespace, name, patch, subresource)
 
-    async def delete(self, plural: str, namespace: str, name: str) -> None:
-        await asyncio.to_thread(self.sync.delete, plural, namespace, name)
+    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version)
 
     def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Post an Event in the background: a lost Event must never hold up or fail a reconcile."""
@@ -235,7 +268,8 @@ class AsyncKube:
             try:
                 await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
             except Exception as exc:  # Events are best effort, as in client-go's recorder
-                log.warning("could not post Event %s on %s: %s", reason, obj["metadata"]["name"], exc)
+                meta = obj["metadata"]
+                log.warning("could not post Event %s on %s/%s: %s", reason, meta.get("namespace"), meta["name"], exc)
 
         task = asyncio.get_running_loop().create_task(post())
         self._background.add(task)

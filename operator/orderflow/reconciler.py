@@ -22,8 +22,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from orderflow import metrics
 
@@ -44,6 +44,67 @@ class ObjectKey:
     def of(cls, body: Any) -> ObjectKey:
         meta = body["metadata"]
         return cls(meta["namespace"], meta["name"])
+
+
+class _Event(Protocol):
+    """An Event a core decided on (both cores have their own class of this shape)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def log_decision(
+    logger: logging.Logger,
+    kind: str,
+    key: ObjectKey,
+    phase_before: str,
+    phase_after: str,
+    transitions: Sequence[str] = (),
+    actions: Sequence[str] = (),
+    events: Iterable[_Event] = (),
+) -> None:
+    """One line for a decision that changed something: its phase change and transitions, the
+    actions carried out, and the reasons of the Events it posted (not their messages: the Event
+    holds those). Nothing for a decision that only refreshed the status, so the log reads as the
+    objects' story. WARNING when the decision posted a Warning Event, else INFO.
+
+    The line names only the object and what happened to it, never spec values: a shipping
+    address or an email must never reach a log (see docs/deploy.md, "Logs and metrics")."""
+    posted = list(events)
+    other = [e.reason for e in posted if e.reason not in transitions]
+    changed = phase_before != phase_after
+    if not (changed or transitions or actions or other):
+        return
+    what = f"{phase_before} -> {phase_after}" if changed else phase_after
+    if transitions:
+        what += f" ({', '.join(transitions)})"
+    parts = [what]
+    if actions:
+        parts.append(", ".join(actions))
+    if other:
+        parts.append("events " + ", ".join(other))
+    level = logging.WARNING if any(e.type == "Warning" for e in posted) else logging.INFO
+    logger.log(
+        level,
+        "%s %s: %s",
+        kind,
+        key,
+        "; ".join(parts),
+        extra={
+            # Kopf's own name for the object a record is about, so one formatter serves both.
+            "k8s_ref": {"kind": kind, "namespace": key.namespace, "name": key.name},
+            "data": {
+                "phase": phase_after,
+                "previousPhase": phase_before,
+                "transitions": list(transitions),
+                "actions": list(actions),
+                "events": [e.reason for e in posted],
+            },
+        },
+    )
 
 
 CONFLICT_RETRY_SECONDS = 0.5
@@ -108,7 +169,8 @@ Reconcile = Callable[[K], Awaitable[float | None]]
 
 
 class WorkQueue(Generic[K]):
-    """``name`` labels the queue's metrics (reconciles run, reconciles that raised): the controller's."""
+    """``name`` labels the queue's metrics: the controller's (``name`` on client-go's workqueue
+    metrics, ``controller`` on controller-runtime's reconcile metrics, as Go controllers do)."""
 
     def __init__(
         self,
@@ -121,7 +183,7 @@ class WorkQueue(Generic[K]):
     ) -> None:
         self.name = name
         self._reconcile = reconcile
-        self._workers = workers
+        self.workers = workers
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._max_retries = max_retries
@@ -131,6 +193,17 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._added_at: dict[K, float] = {}  # when each waiting key was added: its queue time
+        self._running: dict[K, float] = {}  # when each running reconcile started
+
+    # -- what the metrics read (orderflow.metrics.QueueState) ----------------------------------
+
+    def depth(self) -> int:
+        """Keys waiting for a worker, those added again while they run included (client-go's depth)."""
+        return len(self._dirty)
+
+    def running_since(self) -> list[float]:
+        return list(self._running.values())
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -138,6 +211,8 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        metrics.WORKQUEUE_ADDS.labels(self.name).inc()
+        self._added_at.setdefault(key, time.monotonic())
         if key not in self._processing:
             self._queue.put_nowait(key)
 
@@ -169,9 +244,11 @@ class WorkQueue(Generic[K]):
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work(), name=f"{self.name}-{i}") for i in range(self._workers)]
+        self._tasks = [loop.create_task(self._work(), name=f"{self.name}-{i}") for i in range(self.workers)]
+        metrics.track_queue(self)
 
     async def stop(self) -> None:
+        metrics.untrack_queue(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -184,9 +261,12 @@ class WorkQueue(Generic[K]):
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
+            started = time.monotonic()
+            added = self._added_at.pop(key, started)
+            metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(started - added)
             self._dirty.discard(key)
             self._processing.add(key)
-            metrics.RECONCILES.labels(self.name).inc()
+            self._running[key] = started
             try:
                 again = await self._reconcile(key)
             except asyncio.CancelledError:
@@ -194,18 +274,32 @@ class WorkQueue(Generic[K]):
             except Exception as exc:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
+                metrics.RECONCILES.labels(self.name, "error").inc()
                 metrics.RECONCILE_ERRORS.labels(self.name).inc()
                 if failures <= self._max_retries:
                     delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
                     log.warning("reconcile of %s failed (%s); retry %d in %.1fs", key, exc, failures, delay)
+                    metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
                     self.add_after(key, delay)
                 else:
                     log.error("reconcile of %s failed %d times; waiting for a change: %s", key, failures, exc)
             else:
                 self._failures.pop(key, None)
+                metrics.RECONCILES.labels(self.name, _result(again)).inc()
                 if again is not None:
                     self.add_after(key, again)
             finally:
+                elapsed = time.monotonic() - started
+                metrics.RECONCILE_SECONDS.labels(self.name).observe(elapsed)
+                metrics.WORKQUEUE_WORK_SECONDS.labels(self.name).observe(elapsed)
+                self._running.pop(key, None)
                 self._processing.discard(key)
                 if key in self._dirty:
                     self._queue.put_nowait(key)
+
+
+def _result(again: float | None) -> str:
+    """controller-runtime's ``result`` label for a reconcile that returned ``again``."""
+    if again is None:
+        return "success"
+    return "requeue" if again <= 0 else "requeue_after"

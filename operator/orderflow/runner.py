@@ -13,13 +13,16 @@ import functools
 import json
 import logging
 import random
+import re
+import sys
 import threading
 import time
-from typing import Any
+from typing import IO, Any
 
 import kopf
 from aiohttp import web
 
+import orderflow
 from orderflow import metrics, peering, readiness
 from orderflow.api.common import GROUP
 from orderflow.kube import Kube
@@ -37,7 +40,10 @@ class RunOptions:
     peering: str | None = None  # Kopf peering name; None: standalone (one replica, strategy Recreate)
     priority: int | None = None  # peering priority; None: by start time (orderflow.peering)
     metrics_port: int = 0
+    metrics_bind_address: str = metrics.DEFAULT_BIND_ADDRESS
     verbose: bool = False
+    controller: str = ""  # the component, e.g. order-controller: named in the start-up line
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # the controller's own, for that line
 
     @property
     def clusterwide(self) -> bool:
@@ -45,7 +51,10 @@ class RunOptions:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line, naming the object a message is about when Kopf knows it."""
+    """One JSON object a line, naming the object a message is about when Kopf knows it.
+
+    A record's ``data`` (a dict, as orderflow.reconciler.log_decision and the start-up line pass)
+    adds its keys, so a log pipeline can select on them without parsing the message."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -57,25 +66,91 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)
         if k8s:
             entry["object"] = k8s
+        data = getattr(record, "data", None)
+        if isinstance(data, dict):
+            for key, value in data.items():
+                entry.setdefault(key, value)  # never hides the message, level or object
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
 
 
-def setup_logging(options: RunOptions) -> None:
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``; Kopf's records about an object get ``[namespace/name]``
+    before the message (Kopf's own formatter would add it, ours replaces Kopf's), our own name
+    the object in the message already."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        k8s = getattr(record, "k8s_ref", None)
+        if isinstance(k8s, dict) and record.name.startswith("kopf") and k8s.get("name"):
+            where = f"{k8s['namespace']}/{k8s['name']}" if k8s.get("namespace") else str(k8s["name"])
+            record.message = f"[{where}] {record.message}"
+        return super().formatMessage(record)
+
+
+class KopfRetries(logging.Filter):
+    """Kopf logs every failed attempt of a request at ERROR, even when it will try again: the watch
+    of a restarting API server says "Request attempt #1/9 failed; will retry: ... 429 storage is
+    (re)initializing", which is routine, not an error anyone must act on. Those records become
+    WARNING; the last attempt ("escalating") stays ERROR, as does everything else."""
+
+    _RETRYING = re.compile(
+        r"Request attempt #\d+(?:/\d+)? failed; (?:will retry|(?:TCP|SSL) closed; will re-authenticate)"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name.startswith("kopf")
+            and self._RETRYING.match(record.getMessage())
+        ):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
+def log_handler(log_format: str, stream: IO[str] | None = None) -> logging.Handler:
+    """The one handler every record goes through (ours and Kopf's), to stderr by default."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    # On the handler, not on a logger: a logger's filters do not see its children's records.
+    handler.addFilter(KopfRetries())
+    return handler
+
+
+def setup_logging(options: RunOptions, stream: IO[str] | None = None) -> None:
     level = logging.DEBUG if options.verbose else logging.INFO
-    handler = logging.StreamHandler()
-    if options.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(options.log_format, stream)]
     root.setLevel(level)
     logging.getLogger("kopf").setLevel(logging.DEBUG if options.verbose else logging.WARNING)
     # Which replica works is worth a line in the log: Kopf says so when it pauses or resumes.
     logging.getLogger("kopf._core.engines.peering").setLevel(logging.DEBUG if options.verbose else logging.INFO)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def startup_line(options: RunOptions, priority: int | None) -> tuple[str, dict[str, Any]]:
+    """The start-up line's message and its fields: what this process is and how it is set up."""
+    where = ",".join(options.namespaces) if options.namespaces else "all"
+    peering_ = f"{options.peering} (priority {priority})" if options.peering else "standalone"
+    served = f"http://{options.metrics_bind_address}:{options.metrics_port}/metrics" if options.metrics_port else "off"
+    own = " ".join(f"{key}={value}" for key, value in options.settings.items())
+    message = (
+        f"starting {options.controller} {orderflow.__version__}: namespaces={where} {own} "
+        f"peering={peering_} metrics={served} log-format={options.log_format}"
+    )
+    fields: dict[str, Any] = {
+        "controller": options.controller,
+        "version": orderflow.__version__,
+        "namespaces": options.namespaces or "all",
+        **options.settings,
+        "peering": options.peering or "standalone",
+        "priority": priority,
+        "metrics": served,
+    }
+    return " ".join(message.split()), fields
 
 
 def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
@@ -85,8 +160,6 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     # Our handlers only observe; Events are posted by our own code, for our own reasons.
     settings.posting.enabled = False
-    # Fold bursts of events for one object, but do not sit on a lone event for Kopf's 0.1 s default.
-    settings.batching.batch_window = 0.01
     # No peering name here: kopf.run has set --peering's before start-up, and this would replace it.
 
 
@@ -187,16 +260,28 @@ def run(registry: kopf.OperatorRegistry, options: RunOptions, kube: Kube, plural
     if options.readiness or options.peering:
         register_api_checks(registry, api_check_steps(kube, plural, options), started, options.readiness)
     priority = peering_priority(options)
-    if options.peering:
-        log.info("peering as %r with priority %d: the replica of highest priority works", options.peering, priority)
-    metrics.serve(options.metrics_port)
-    kopf.run(
-        registry=registry,
-        standalone=options.peering is None,
-        peering_name=options.peering,
-        priority=priority,
-        clusterwide=options.clusterwide,
-        namespaces=options.namespaces,
-        liveness_endpoint=options.liveness,
-        ready_flag=started,
-    )
+    message, fields = startup_line(options, priority)
+    log.info("%s", message, extra={"data": fields})  # with peering, the priority: the highest works
+    metrics.serve(options.metrics_port, options.metrics_bind_address)
+    began = time.monotonic()
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=options.peering is None,
+            peering_name=options.peering,
+            priority=priority,
+            clusterwide=options.clusterwide,
+            namespaces=options.namespaces,
+            liveness_endpoint=options.liveness,
+            ready_flag=started,
+        )
+    finally:
+        # Kopf returns once a SIGTERM or SIGINT has stopped it and its clean-up has run; the
+        # line says the process ended on purpose, as opposed to a log that just stops.
+        ran = time.monotonic() - began
+        log.info(
+            "stopped %s after %.1fs",
+            options.controller,
+            ran,
+            extra={"data": {"controller": options.controller, "uptimeSeconds": round(ran, 1)}},
+        )

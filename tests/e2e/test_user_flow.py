@@ -84,13 +84,12 @@ def test_monitoring_objects_need_the_prometheus_operator_api(helm: Helm, chart: 
     assert set(alerts) == expected
     for alert in alerts.values():  # this release's metrics only: its ServiceMonitor's job
         assert f'job="t-{chart}-metrics", namespace="orderflow-system"' in alert["expr"]
-    # Every metric an alert reads is one the controllers export (or, for now, one announced).
+    # Every metric an alert reads is one the controllers export.
     exported = set(re.findall(r'"(orderflow_[a-z_]+)"', "".join(p.read_text() for p in SOURCE.rglob("*.py"))))
-    announced = {"orderflow_unacknowledged_signals"}  # the order controller's gauge, being added with the metrics
     read = {
         re.sub(r"_(bucket|count|sum)$", "", m) for a in alerts.values() for m in re.findall(r"orderflow_\w+", a["expr"])
     }
-    assert read <= exported | announced
+    assert read <= exported
 
 
 @pytest.mark.parametrize("chart", CHARTS)

@@ -324,3 +324,26 @@ def test_paused_and_cancelled_as_the_spec_asks_are_done() -> None:
     assert clock.condition("Reconciling") == ("True", "Progressing")
     clock.signal(cancelled=True)
     assert clock.condition("Ready") == ("True", "Cancelled")
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def test_a_finished_fulfillment_is_due_its_time_to_live_after_it_finished() -> None:
+    clock = Clock(started=True, ttlSecondsAfterFinished=100).reconcile().advance(STEPS.picking).advance(STEPS.packing)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    assert not decision.expired
+    assert decision.wake_after == 100
+    later = clock.now + datetime.timedelta(seconds=100)
+    assert decide(Observed("f", "uid-1", 1, clock.spec, clock.status), later, STEPS).expired
+
+
+def test_the_default_time_to_live_never_applies_to_a_fulfillment_serving_an_order() -> None:
+    ref = {"orderRef": {"name": "o", "uid": "u"}}
+    for fields, expired in (({}, True), (ref, False), ({**ref, "ttlSecondsAfterFinished": 0}, True)):
+        clock = Clock(started=True, cancelled=True, **fields)
+        clock.reconcile()
+        assert clock.phase is FulfillmentPhase.CANCELLED
+        decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS, default_ttl=0)
+        assert decision.expired is expired, fields

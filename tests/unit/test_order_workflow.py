@@ -373,3 +373,48 @@ def test_shipped_without_a_tracking_number_is_reported_not_trusted() -> None:
     assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent")
     assert all("None" not in c.message for c in decision.status.conditions)
     assert "FulfillmentStatusInconsistent" in [e.reason for e in decision.events]
+
+
+# -- retention: ttlSecondsAfterFinished, with Job's semantics -----------------------------------
+
+
+def completed(**spec: Any) -> tuple[wf.ObservedOrder, wf.ObservedFulfillment]:
+    shipped = fulfillment("Shipped", trackingNumber="T1")
+    status = wf.decide(order(created(), **spec), shipped, T0, ACK).status
+    assert status is not None
+    assert status.completed_at == T0
+    return order(status, **spec), shipped
+
+
+def test_a_finished_order_is_deleted_its_time_to_live_after_it_finished() -> None:
+    o, f = completed(ttlSecondsAfterFinished=60)
+    waiting = wf.decide(o, f, T0 + datetime.timedelta(seconds=20), ACK)
+    assert wf.DeleteOrder() not in waiting.actions
+    assert waiting.requeue_after == 40
+    assert wf.DeleteOrder() in wf.decide(o, f, T0 + datetime.timedelta(seconds=60), ACK).actions
+
+
+def test_the_controllers_default_applies_only_when_the_order_sets_none() -> None:
+    o, f = completed()
+    late = T0 + datetime.timedelta(days=365)
+    assert wf.DeleteOrder() not in wf.decide(o, f, late, ACK).actions  # unset: kept
+    assert wf.DeleteOrder() in wf.decide(o, f, late, ACK, default_ttl=3600).actions
+    kept, f = completed(ttlSecondsAfterFinished=10**9)
+    assert wf.DeleteOrder() not in wf.decide(kept, f, late, ACK, default_ttl=0).actions
+
+
+def test_a_live_order_is_never_expired() -> None:
+    running = wf.decide(order(created(), ttlSecondsAfterFinished=0), fulfillment(), T0, ACK)
+    assert wf.DeleteOrder() not in running.actions
+
+
+def test_on_deletion_the_cancel_policy_gives_the_fulfillment_the_same_time_to_live() -> None:
+    o, f = completed(ttlSecondsAfterFinished=30)
+    going = wf.ObservedOrder(**{**o.__dict__, "deleting": True})
+    assert wf.decide(going, f, T0, ACK).actions == (
+        wf.SendSignals({"ttlSecondsAfterFinished": 30}),
+        wf.RemoveFinalizer(),
+    )
+    orphan = wf.ObservedOrder(**{**order(o.status, ttlSecondsAfterFinished=30, deletionPolicy="Orphan").__dict__,
+                                 "deleting": True})  # fmt: skip
+    assert wf.decide(orphan, f, T0, ACK).actions == (wf.RemoveFinalizer(),)

@@ -189,3 +189,21 @@ class HistoryEntry(Model):
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+TTL_MAX = 2_147_483_647  # as Job's ttlSecondsAfterFinished (int32)
+TTL_DESCRIPTION = (
+    "Delete this object this many seconds after it finished (status.completedAt), as a Job's "
+    "ttlSecondsAfterFinished does; 0 deletes it as soon as it finishes. Unset: the controller's "
+    "default (--ttl-seconds-after-finished), and without one it is kept."
+)
+
+
+def seconds_until_expiry(
+    completed_at: datetime.datetime | None, ttl: int | None, now: datetime.datetime
+) -> float | None:
+    """Retention: None while there is nothing to expire (not finished, or kept), else how long
+    until the object is due for deletion (<= 0: due now)."""
+    if completed_at is None or ttl is None:
+        return None
+    return (completed_at + datetime.timedelta(seconds=ttl) - now).total_seconds()

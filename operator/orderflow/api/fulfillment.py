@@ -16,6 +16,8 @@ from orderflow.api.common import (
     HISTORY_LIMIT,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
+    TTL_DESCRIPTION,
+    TTL_MAX,
     Condition,
     Email,
     HistoryEntry,
@@ -129,6 +131,13 @@ class FulfillmentSpec(Model):
         default=None,
         description="Per-object override of step durations, for demos and tests. "
         "Unset steps take the controller's default. Fixed once started.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=TTL_MAX,
+        description=TTL_DESCRIPTION + " A signal. The controller's default applies only to Fulfillments "
+        "without an orderRef: one serving an Order gets its time to live from the Order, when the Order goes.",
     )
     simulate_failure: SimulatedFailure | None = Field(
         default=None, description="Failure injection for demos and tests: fail at the given step. Fixed once started."

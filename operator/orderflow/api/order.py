@@ -16,6 +16,8 @@ from orderflow.api.common import (
     CONDITIONS_EXTRA,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
+    TTL_DESCRIPTION,
+    TTL_MAX,
     Condition,
     Email,
     Item,
@@ -104,6 +106,14 @@ class OrderSpec(Model):
         default=None,
         description="Passed to the Fulfillment when it is created; for demos and tests. "
         "Fixed once the Fulfillment exists.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=TTL_MAX,
+        description=TTL_DESCRIPTION
+        + " When the Order goes, its deletionPolicy applies: with Cancel, its Fulfillment gets the same "
+        "time to live, counted from its own end; a Fulfillment is never removed while its Order lives.",
     )
 
 

@@ -19,7 +19,7 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
 from orderflow.kube import AsyncKube, Conflict, Kube, NotFound, merge_patch
-from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
+from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue, log_decision
 from orderflow.runner import controller_registry
 
 COMPONENT = "fulfillment-controller"
@@ -27,9 +27,12 @@ log = logging.getLogger("orderflow.fulfillment")
 
 
 class FulfillmentController:
-    def __init__(self, kube: Kube, step_times: workflow.StepTimes, workers: int = 4) -> None:
+    def __init__(
+        self, kube: Kube, step_times: workflow.StepTimes, workers: int = 4, default_ttl: int | None = None
+    ) -> None:
         self.kube = AsyncKube(kube, COMPONENT)
         self.step_times = step_times
+        self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
         self.store = Store()
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Fulfillment", self.store.values)
@@ -52,8 +55,21 @@ class FulfillmentController:
             observed = _parse(body)
         except ValidationError as exc:
             return await self._write(body, workflow.reject_spec(_status_of(body), _generation(body), exc, now))
-        decision = workflow.decide(observed, now, self.step_times)
+        decision = workflow.decide(observed, now, self.step_times, self.default_ttl)
+        if decision.expired:
+            return await self._expire(body)
         return await self._write(body, decision, before=observed.status)
+
+    async def _expire(self, body: dict[str, Any]) -> float | None:
+        meta = body["metadata"]
+        try:
+            await self.kube.delete(PLURAL, meta["namespace"], meta["name"], meta["resourceVersion"])
+        except Conflict:  # changed since (a new time to live, say): decide again on the new version
+            return CONFLICT_RETRY_SECONDS
+        log.info(
+            "Fulfillment %s/%s: deleted, its time to live after finishing is over", meta["namespace"], meta["name"]
+        )
+        return None
 
     async def _write(
         self, body: dict[str, Any], decision: workflow.Decision, before: FulfillmentStatus | None = None
@@ -77,6 +93,15 @@ class FulfillmentController:
             _count_transitions(decision)
             for event in decision.events:
                 self.kube.event(updated, event.type, event.reason, event.message)
+            log_decision(
+                log,
+                "Fulfillment",
+                ObjectKey.of(body),
+                before.phase.value,
+                decision.status.phase.value,
+                transitions=decision.transitions,
+                events=decision.events,
+            )
         return decision.wake_after
 
 

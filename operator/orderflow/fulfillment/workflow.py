@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import hashlib
 
-from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry
+from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry, seconds_until_expiry
 from orderflow.api.fulfillment import (
     STEPS,
     FulfillmentPhase,
@@ -69,6 +69,7 @@ class Decision:
     wake_after: float | None  # seconds until the running step ends; None when nothing is timed
     completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
+    expired: bool = False  # finished and its time to live is over: delete it
 
     def changed(self, before: FulfillmentStatus) -> bool:
         return self.status.wire() != before.wire()
@@ -134,7 +135,25 @@ class _Draft:
         self.record(at, reason, message, warning)
 
 
-def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> Decision:
+def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, default_ttl: int | None = None) -> Decision:
+    """``default_ttl``: the controller's retention, for Fulfillments that set none and serve no
+    Order (one serving an Order is given its time to live by the Order, when the Order goes)."""
+    decision = _decide(observed, now, defaults)
+    spec = observed.spec
+    ttl = spec.ttl_seconds_after_finished
+    if ttl is None and spec.order_ref is None:
+        ttl = default_ttl
+    status = decision.status
+    left = seconds_until_expiry(status.completed_at if status.phase.terminal else None, ttl, now)
+    if left is None:
+        return decision
+    if left <= 0:
+        return dataclasses.replace(decision, expired=True, wake_after=None)
+    wake = left if decision.wake_after is None else min(left, decision.wake_after)
+    return dataclasses.replace(decision, wake_after=wake)
+
+
+def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> Decision:
     spec = observed.spec
     draft = _Draft(observed)
     s = draft.status
@@ -165,7 +184,9 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> D
             )
         else:
             s.shipping_address = spec.shipping_address
-            draft.events.append(Event("Normal", "AddressChanged", f"shipping address changed to {_one_line(spec)}"))
+            # Not the address itself: Events and history are read by many (kubectl describe, log
+            # pipelines that collect Events) and must not carry personal data; spec has it.
+            draft.events.append(Event("Normal", "AddressChanged", "shipping address changed"))
 
     if spec.cancelled and not s.phase.terminal:
         draft.enter(Phase.CANCELLED, now, "Cancelled", f"cancelled while {s.phase.value}")
@@ -262,13 +283,9 @@ def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults
             draft.enter(Phase.PACKING, done_at, "Picked", "items picked; packing")
         else:
             s.tracking_number = tracking_number(observed.uid)
-            draft.enter(Phase.SHIPPED, done_at, "Shipped", f"shipped to {_one_line(spec)}")
+            # The tracking number, not the recipient: no personal data in Events and history.
+            draft.enter(Phase.SHIPPED, done_at, "Shipped", f"shipped (tracking number {s.tracking_number})")
     return None
-
-
-def _one_line(spec: FulfillmentSpec) -> str:
-    a = spec.shipping_address
-    return f"{a.name}, {a.street}, {a.postal_code} {a.city}, {a.country}"
 
 
 def _inconsistency(s: FulfillmentStatus) -> str | None:

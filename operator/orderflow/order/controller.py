@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
@@ -23,7 +24,7 @@ from orderflow.api.order import OrderSpec, OrderStatus
 from orderflow.conditions import describe_error, get_condition
 from orderflow.kube import ApiError, AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
-from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue
+from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue, log_decision
 from orderflow.runner import controller_registry
 
 COMPONENT = "order-controller"
@@ -43,13 +44,15 @@ class ActionResult:
 
 
 class OrderController:
-    def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4) -> None:
+    def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4, default_ttl: int | None = None) -> None:
         self.kube = AsyncKube(kube, COMPONENT)
         self.ack_timeout = ack_timeout
+        self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders = Store()
         self.fulfillments = Store()
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Order", self.orders.values)
+        metrics.count_unacknowledged(COMPONENT, self.orders.values)
 
     # -- what the watches deliver ------------------------------------------------------------
 
@@ -96,36 +99,62 @@ class OrderController:
             # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(fkey)
         fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
-        decision = workflow.decide(order, fulfillment, now, self.ack_timeout)
+        decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl)
         status = decision.status
+        done: list[str] = []  # the actions carried out, for the log
         for action in decision.actions:
             result = await self._act(action, body, order)
             body = result.order_body or body
             if result.failure is not None:
                 decision = workflow.action_failed(order, order.status, action, result.failure, now)
-                return await self._finish(body, order.status, decision, now)
+                return await self._finish(body, order.status, decision, now, done)
             if result.retry_after is not None:
+                self._report(key, order.status, None, done, ())
                 return result.retry_after
+            done.append(workflow.describe_action(action, order.name))
             if result.created_uid is not None and status is not None:
                 status = workflow.with_created(status, result.created_uid)
             if result.signal_generation is not None and status is not None:
                 status = workflow.with_signal_generation(status, result.signal_generation)
-        return await self._finish(body, order.status, dataclasses.replace(decision, status=status), now)
+        return await self._finish(body, order.status, dataclasses.replace(decision, status=status), now, done)
 
     async def _finish(
-        self, body: dict[str, Any], before: OrderStatus, decision: workflow.Decision, now: Any
+        self,
+        body: dict[str, Any],
+        before: OrderStatus,
+        decision: workflow.Decision,
+        now: Any,
+        done: Sequence[str] = (),
     ) -> float | None:
         """Write the decided status, then post its Events: an Event for a state never written
         would tell of something that did not happen."""
+        key = ObjectKey.of(body)
         if decision.status is None:
+            self._report(key, before, None, done, ())
             return decision.requeue_after
-        retry = await self._write_status(body, before, decision.status)
+        written, retry = await self._write_status(body, before, decision.status)
         if retry is not None:
+            self._report(key, before, None, done, ())  # the actions happened; the status comes again
             return retry
         self._observe_ack(before, decision.status, now)
         for event in decision.events:
             self.kube.event(body, event.type, event.reason, event.message)
+        self._report(key, before, decision.status if written else None, done, decision.events)
         return decision.requeue_after
+
+    def _report(
+        self,
+        key: ObjectKey,
+        before: OrderStatus,
+        written: OrderStatus | None,
+        done: Sequence[str],
+        events: Sequence[workflow.Event],
+    ) -> None:
+        """Count a phase change that was written, and log what the decision changed."""
+        after = written.phase if written is not None else before.phase
+        if after is not before.phase:
+            metrics.TRANSITIONS.labels(COMPONENT, after.value).inc()
+        log_decision(log, "Order", key, before.phase.value, after.value, actions=done, events=events)
 
     async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
         try:
@@ -158,6 +187,12 @@ class OrderController:
             if isinstance(action, workflow.DeleteFulfillment):
                 await self.kube.delete(FULFILLMENTS, ns, fname)
                 return ActionResult()
+            if isinstance(action, workflow.DeleteOrder):
+                try:  # only the version the decision saw: a changed Order is decided again
+                    await self.kube.delete(ORDERS, ns, name, body["metadata"]["resourceVersion"])
+                except Conflict:
+                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)  # the finalizer's turn next
         except Conflict:
             raise
         except ApiError as exc:
@@ -181,9 +216,13 @@ class OrderController:
             return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
         return ActionResult(order_body=updated)
 
-    async def _write_status(self, body: dict[str, Any], before: OrderStatus, status: OrderStatus) -> float | None:
+    async def _write_status(
+        self, body: dict[str, Any], before: OrderStatus, status: OrderStatus
+    ) -> tuple[bool, float | None]:
+        """Write ``status`` if it changed: whether it was written, and when to look again if the
+        write must be decided again (a 409)."""
         if status.wire() == before.wire():
-            return None
+            return False, None
         meta = body["metadata"]
         patch = {
             "metadata": {"resourceVersion": meta["resourceVersion"]},
@@ -194,17 +233,19 @@ class OrderController:
         except Conflict:
             # Decided on a version that is no longer current: the watch brings the newer one.
             metrics.CONFLICTS.labels(COMPONENT).inc()
-            return CONFLICT_RETRY_SECONDS
+            return False, CONFLICT_RETRY_SECONDS
         except NotFound:
-            return None
+            return False, None
         except ApiError as exc:
             if exc.code not in (400, 422):
                 raise
             # The schema refuses the status itself (an older CRD, say): it cannot carry a
             # condition, so the Event is where it shows. Retrying would be refused the same way.
+            # (orderflow.kube has replaced the values the message quoted: no personal data.)
             self.kube.event(body, "Warning", "StatusRejected", f"the API server refused the status: {exc.message}")
             log.warning("status of %s/%s refused: %s", meta["namespace"], meta["name"], exc.message)
-        return None
+            return False, None
+        return True, None
 
     def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: Any) -> None:
         was = get_condition(before.conditions, "SignalsAcknowledged")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress
+from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, seconds_until_expiry
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import (
@@ -60,6 +60,7 @@ class ObservedFulfillment:
     cancelled: bool
     shipping_address: dict[str, Any]
     status: FulfillmentStatus
+    ttl_seconds_after_finished: int | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ObservedFulfillment:
@@ -77,6 +78,7 @@ class ObservedFulfillment:
             cancelled=bool(spec.get("cancelled", False)),
             shipping_address=spec.get("shippingAddress") or {},
             status=status,
+            ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
         )
 
 
@@ -108,7 +110,12 @@ class RemoveFinalizer:
     pass
 
 
-Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | RemoveFinalizer
+@dataclasses.dataclass(frozen=True)
+class DeleteOrder:
+    """Its time to live after finishing is over (retention, as Job's ttlSecondsAfterFinished)."""
+
+
+Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | RemoveFinalizer | DeleteOrder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,11 +194,35 @@ def decide(
     fulfillment: ObservedFulfillment | None,
     now: datetime.datetime,
     ack_timeout: float,
+    default_ttl: int | None = None,
 ) -> Decision:
-    """``fulfillment`` is None only when it is known not to exist (the caller has checked)."""
+    """``fulfillment`` is None only when it is known not to exist (the caller has checked).
+    ``default_ttl``: the controller's retention for Orders that set none."""
+    ttl = order.spec.ttl_seconds_after_finished if order.spec.ttl_seconds_after_finished is not None else default_ttl
     if order.deleting:
-        return _delete(order, fulfillment)
+        return _delete(order, fulfillment, ttl)
+    return _retain(_decide(order, fulfillment, now, ack_timeout), ttl, now)
 
+
+def _retain(decision: Decision, ttl: int | None, now: datetime.datetime) -> Decision:
+    """A finished Order lives ``ttl`` seconds after it finished, then is deleted (its finalizer
+    then applies the deletion policy to its Fulfillment)."""
+    status = decision.status
+    left = seconds_until_expiry(status.completed_at if status and status.phase.terminal else None, ttl, now)
+    if left is None:
+        return decision
+    if left <= 0:
+        return dataclasses.replace(decision, actions=(*decision.actions, DeleteOrder()))
+    requeue = left if decision.requeue_after is None else min(left, decision.requeue_after)
+    return dataclasses.replace(decision, requeue_after=requeue)
+
+
+def _decide(
+    order: ObservedOrder,
+    fulfillment: ObservedFulfillment | None,
+    now: datetime.datetime,
+    ack_timeout: float,
+) -> Decision:
     actions: list[Action] = [] if order.has_finalizer else [AddFinalizer()]
     status = order.status.model_copy(deep=True)
     events: list[Event] = []
@@ -298,6 +329,25 @@ class ApiFailure:
     message: str
 
 
+def describe_action(action: Action, order_name: str) -> str:
+    """What carrying out ``action`` did, in a few words for the controller's log: the Fulfillment's
+    name and the signals' values, never an address (a changed one is only "changed")."""
+    name = fulfillment_name(order_name)
+    if isinstance(action, AddFinalizer):
+        return "added finalizer"
+    if isinstance(action, RemoveFinalizer):
+        return "removed finalizer"
+    if isinstance(action, CreateFulfillment):
+        return f"created Fulfillment {action.body['metadata']['name']}"
+    if isinstance(action, SendSignals):
+        return f"sent signals {', '.join(_describe(k, v) for k, v in sorted(action.spec_patch.items()))}"
+    if isinstance(action, DeleteFulfillment):
+        return f"deleted Fulfillment {name}"
+    if isinstance(action, DeleteOrder):
+        return "deleted the Order (its time to live after finishing is over)"
+    return type(action).__name__
+
+
 _VERBS = {CreateFulfillment: "create", SendSignals: "signal", DeleteFulfillment: "delete"}
 
 
@@ -362,14 +412,22 @@ def blocked(before: OrderStatus, generation: int, reason: str, message: str, now
     return status
 
 
-def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None) -> Decision:
+def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: int | None) -> Decision:
     if not order.has_finalizer:
         return Decision(status=None)
     actions: list[Action] = []
     policy = order.spec.deletion_policy
     if fulfillment is not None and is_ours(order, order.status.fulfillment, fulfillment):
-        if policy is DeletionPolicy.CANCEL and not fulfillment.cancelled and not fulfillment.status.phase.terminal:
-            actions.append(SendSignals({"cancelled": True}))
+        if policy is DeletionPolicy.CANCEL:
+            # Cancel, and let it finish its own lifecycle: with retention, that ends the same
+            # time after its own end (never before this Order is gone: it is set only now).
+            signals: dict[str, Any] = {}
+            if not fulfillment.cancelled and not fulfillment.status.phase.terminal:
+                signals["cancelled"] = True
+            if ttl is not None and fulfillment.ttl_seconds_after_finished is None:
+                signals["ttlSecondsAfterFinished"] = ttl
+            if signals:
+                actions.append(SendSignals(signals))
         elif policy is DeletionPolicy.DELETE:
             actions.append(DeleteFulfillment())
     actions.append(RemoveFinalizer())

@@ -212,6 +212,17 @@ class CustomResources:
             dict[str, Any], self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
         )
 
+    def find(self, plural: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.get(plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         return cast(
             dict[str, Any], self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import ipaddress
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -111,6 +112,23 @@ def _leaf(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
+def _write_key_pair(key: ec.EllipticCurvePrivateKey, public: Path, private: Path) -> None:
+    """The ServiceAccount token keys: the API server verifies with one and signs with the other."""
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    private.write_bytes(_pem_key(key))
+
+
+_P = TypeVar("_P")
+
+
+def _private(directory: Path, pki: _P) -> _P:
+    for path in directory.iterdir():
+        path.chmod(0o600)
+    return pki
+
+
 def generate(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     serving_ca_key, serving_ca = _ca("orderflow-serving-ca")
@@ -147,13 +165,8 @@ def generate(directory: Path) -> Pki:
     pki.client_ca.write_bytes(_pem_cert(client_ca))
     pki.admin_cert.write_bytes(_pem_cert(admin))
     pki.admin_key.write_bytes(_pem_key(admin_key))
-    pki.sa_public.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    pki.sa_private.write_bytes(_pem_key(sa_key))
-    for path in directory.iterdir():
-        path.chmod(0o600)
-    return pki
+    _write_key_pair(sa_key, pki.sa_public, pki.sa_private)
+    return _private(directory, pki)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,10 +226,5 @@ def generate_node(directory: Path, node_name: str, node_ip: str, service_ip: str
         subject = _name(common_name.format(node=node_name), organization)
         leaf(name, subject, ExtendedKeyUsageOID.CLIENT_AUTH, [])
     sa_key = _key()
-    pki.sa_public.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    pki.sa_private.write_bytes(_pem_key(sa_key))
-    for path in directory.iterdir():
-        path.chmod(0o600)
-    return pki
+    _write_key_pair(sa_key, pki.sa_public, pki.sa_private)
+    return _private(directory, pki)

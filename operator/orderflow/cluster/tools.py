@@ -316,21 +316,28 @@ def _helm_version_flags(workdir: Path) -> dict[str, str]:
     }
 
 
-def _kubernetes_module(workdir: Path, commands: tuple[str, ...]) -> None:
-    staging = ".".join(("0", *KUBERNETES_VERSION.split(".")[1:]))
-    replaces = "\n".join(f"replace k8s.io/{m} => k8s.io/{m} v{staging}" for m in _STAGING_MODULES)
-    (workdir / "go.mod").write_text(
-        "module orderflow.local/kubernetes\n\ngo 1.26.0\n\ngodebug default=go1.26\n\n"
-        f"require k8s.io/kubernetes v{KUBERNETES_VERSION}\n\n{replaces}\n"
-    )
-    imports = "".join(f'\t_ "k8s.io/kubernetes/cmd/{command}"\n' for command in commands)
+def _go_mod(workdir: Path, name: str, require: str, more: str = "") -> None:
+    """A throwaway module that requires what is to be built (``module@version``-like ``require``)."""
+    (workdir / "go.mod").write_text(f"module orderflow.local/{name}\n\ngo 1.26.0\n\n{more}require {require}\n")
+
+
+def _tools_go(workdir: Path, packages: list[str]) -> None:
+    """Blank imports, so one `go mod tidy` resolves every command to be built."""
+    imports = "".join(f'\t_ "{package}"\n' for package in packages)
     (workdir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n")
 
 
-def _etcd_module(workdir: Path) -> None:
-    (workdir / "go.mod").write_text(
-        f"module orderflow.local/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 v{ETCD_VERSION}\n"
+def _kubernetes_module(workdir: Path, commands: tuple[str, ...]) -> None:
+    staging = ".".join(("0", *KUBERNETES_VERSION.split(".")[1:]))
+    replaces = "\n".join(f"replace k8s.io/{m} => k8s.io/{m} v{staging}" for m in _STAGING_MODULES)
+    _go_mod(
+        workdir, "kubernetes", f"k8s.io/kubernetes v{KUBERNETES_VERSION}\n\n{replaces}", "godebug default=go1.26\n\n"
     )
+    _tools_go(workdir, [f"k8s.io/kubernetes/cmd/{command}" for command in commands])
+
+
+def _etcd_module(workdir: Path) -> None:
+    _go_mod(workdir, "etcd", f"go.etcd.io/etcd/server/v3 v{ETCD_VERSION}")
     (workdir / "main.go").write_text(
         'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
         "func main() { etcdmain.Main(os.Args) }\n"
@@ -380,9 +387,7 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _build_module_command(tool, "helm.sh/helm/v3", "cmd/helm", _helm_version_flags, workdir, partial, log)
         elif tool.name in GO_PROGRAMS:
             source, module = GO_PROGRAMS[tool.name]
-            (workdir / "go.mod").write_text(
-                f"module orderflow.local/{tool.name}\n\ngo 1.26.0\n\nrequire {module} v{tool.version}\n"
-            )
+            _go_mod(workdir, tool.name, f"{module} v{tool.version}")
             shutil.copy(Path(__file__).parent / source / "main.go", workdir / "main.go")
             _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
             flags = _ldflags({"main.version": f"v{tool.version}"})
@@ -416,19 +421,13 @@ CONTAINERD_COMMANDS = ("containerd", "containerd-shim-runc-v2", "ctr")
 
 
 def _containerd_module(workdir: Path) -> None:
-    (workdir / "go.mod").write_text(
-        "module orderflow.local/containerd\n\ngo 1.26.0\n\n"
-        f"require github.com/containerd/containerd/v2 v{CONTAINERD_VERSION}\n"
-    )
-    imports = "".join(f'\t_ "github.com/containerd/containerd/v2/cmd/{c}"\n' for c in CONTAINERD_COMMANDS)
-    (workdir / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n")
+    _go_mod(workdir, "containerd", f"github.com/containerd/containerd/v2 v{CONTAINERD_VERSION}")
+    _tools_go(workdir, [f"github.com/containerd/containerd/v2/cmd/{c}" for c in CONTAINERD_COMMANDS])
 
 
 def _coredns_module(workdir: Path) -> None:
     """Only the plugins a local cluster needs: CoreDNS's full set pulls in every cloud SDK."""
-    (workdir / "go.mod").write_text(
-        f"module orderflow.local/coredns\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns v{COREDNS_VERSION}\n"
-    )
+    _go_mod(workdir, "coredns", f"github.com/coredns/coredns v{COREDNS_VERSION}")
     (workdir / "main.go").write_text(
         "package main\n\nimport (\n"
         '\t"github.com/coredns/coredns/core/dnsserver"\n\t"github.com/coredns/coredns/coremain"\n'

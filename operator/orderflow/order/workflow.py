@@ -274,9 +274,7 @@ def _decide(
                 f"{'another order' if fulfillment.order_uid else 'no order'}; "
                 "rename the Order or remove that Fulfillment"
             )
-            if _newly(order.status, "Stalled", "FulfillmentNameTaken"):
-                events.append(Event("Warning", "FulfillmentNameTaken", message))
-            return _done(order, blocked(status, gen, "FulfillmentNameTaken", message, now), actions, events)
+            return _stall(order, status, "FulfillmentNameTaken", message, now, actions, events)
         # Created earlier by us (e.g. before a restart lost the status write): adopt it.
         status.fulfillment = FulfillmentState(name=fulfillment.name, uid=fulfillment.uid)
         status.signals = SentSignals(
@@ -473,9 +471,22 @@ def _not_ours(
         f"found {f.uid}{', made for another order' if f.order_uid else ', made by hand'}); it is left alone. "
         "Delete and re-create the Order to start over."
     )
-    if _newly(order.status, "Stalled", "FulfillmentReplaced"):
-        events.append(Event("Warning", "FulfillmentReplaced", message))
-    return _done(order, blocked(status, order.generation, "FulfillmentReplaced", message, now), actions, events)
+    return _stall(order, status, "FulfillmentReplaced", message, now, actions, events)
+
+
+def _stall(
+    order: ObservedOrder,
+    status: OrderStatus,
+    reason: str,
+    message: str,
+    now: datetime.datetime,
+    actions: list[Action],
+    events: list[Event],
+) -> Decision:
+    """Stalled for ``reason``: a condition always, a Warning Event only when it is new."""
+    if _newly(order.status, "Stalled", reason):
+        events.append(Event("Warning", reason, message))
+    return _done(order, blocked(status, order.generation, reason, message, now), actions, events)
 
 
 def _mirror(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orderflow.cluster import tools
 from orderflow.testing.plugin import REPO, Cluster, ControllerProcess, Kubectl, service_account_kubeconfig, wait_for
 
 from .conftest import INSTALLED, Helm, Install, Installed, Release, adopt_crds
@@ -95,9 +96,7 @@ def test_monitoring_objects_need_the_prometheus_operator_api(helm: Helm, chart: 
 @pytest.mark.parametrize("chart", CHARTS)
 def test_the_alerts_fire_as_documented(helm: Helm, chart: str, tmp_path: Path) -> None:
     """tests/e2e/alerts/<chart>.yaml: series in, alerts out, by Prometheus's own rule evaluator."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not on PATH (go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0)")
+    promtool = str(tools.ensure("promtool"))  # built from the Go module proxy like the other tools
     done = helm.template(chart, "--set", "metrics.prometheusRule.enabled=true", *MONITORING)
     (rule,) = [d for d in yaml.safe_load_all(done.stdout) if d and d["kind"] == "PrometheusRule"]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))

@@ -31,7 +31,10 @@ ACTIONLINT_VERSION = "1.7.12"
 CONTAINERD_VERSION = "2.4.2"
 COREDNS_VERSION = "1.15.0"
 CLI_UTILS_VERSION = "0.37.2"  # sigs.k8s.io/cli-utils: kstatus
-GOPHER_LUA_VERSION = "1.1.2"  # github.com/yuin/gopher-lua: Argo CD's Lua interpreter
+GOPHER_LUA_VERSION = "1.1.2"
+# Prometheus 3.16.0 is the Go module's v0.316.0: promtool checks and unit-tests the charts' alerts.
+PROMETHEUS_MODULE_VERSION = "0.316.0"
+PROMETHEUS_VERSION = "3.16.0"  # github.com/yuin/gopher-lua: Argo CD's Lua interpreter
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -115,6 +118,9 @@ TOOLS = {
     # Checks .github/workflows in the tests.
     "actionlint": Tool(
         "actionlint", ACTIONLINT_VERSION, lambda out: _minor_within(out, "", 1, range(7, 100)), ("-version",)
+    ),
+    "promtool": Tool(
+        "promtool", PROMETHEUS_MODULE_VERSION, lambda out: _minor_within(out, "promtool, version ", 3, range(0, 100))
     ),
     # The tests read every phase's status with the kstatus library (kstatus/main.go beside this file).
     "kstatus": Tool("kstatus", CLI_UTILS_VERSION, lambda out: f"cli-utils v{CLI_UTILS_VERSION}" in out, ("-version",)),
@@ -392,6 +398,11 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
             flags = _ldflags({"main.version": f"v{tool.version}"})
             _run_go(["build", "-v", "-ldflags", flags, "-o", str(partial), "."], workdir, tool.name, log)
+        elif tool.name == "promtool":
+            versions = {"github.com/prometheus/common/version.Version": PROMETHEUS_VERSION}
+            _build_module_command(
+                tool, "github.com/prometheus/prometheus", "cmd/promtool", versions, workdir, partial, log
+            )
         elif tool.name == "actionlint":
             versions = {"github.com/rhysd/actionlint.version": f"v{tool.version}"}
             _build_module_command(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orderflow.cluster import image, state, tools
+from orderflow.cluster import image, node, state, tools
 from orderflow.cluster.node import NodeCluster
 
 REPO = Path.cwd()
@@ -80,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir
     kubeconfig = (state_dir / "kubeconfig").resolve()
     code = 1
+    cluster: NodeCluster | None = None
     try:
         with step("cluster up --nodes", timings):
-            cluster = state.up(state_dir, kubeconfig, nodes=True, log=say)
-            assert isinstance(cluster, NodeCluster)
+            started = state.up(state_dir, kubeconfig, nodes=True, log=say)
+            assert isinstance(started, NodeCluster)
+            cluster = started
         with step("image build", timings):
             archive = image.build(args.tag, log=say)
         with step("image load", timings):
-            image.load(archive, cluster.layout.containerd_socket, Path(cluster.ctr))
+            image.load(archive, started.layout.containerd_socket, Path(started.ctr))
         env = installed_env(kubeconfig, state_dir, args.tag)
         with step("helm install both charts, Deployments Available", timings):
             for name in RELEASES:
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             with step("cluster down", timings):
                 state.down(state_dir)
+            left = node.leftovers(cluster.layout) if cluster is not None else []
+            if left:  # down must leave nothing behind: no process, mount, namespace, cgroup or state
+                say(f"cluster down left behind: {', '.join(left)}")
+                code = code or 1
         say("timings: " + ", ".join(f"{what} {seconds:.0f}s" for what, seconds in timings.items()))
     return code
 

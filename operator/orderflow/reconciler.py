@@ -121,12 +121,16 @@ class Store:
     watch event enqueues a reconcile that reads at least that version.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        # What this controller's decisions read of the kind, as client-go's SetTransform allows:
+        # each controller keeps every watched object, so what it drops it drops that many times.
+        self._transform = transform
 
     def put(self, body: Any) -> ObjectKey:
         key = ObjectKey.of(body)
-        self._objects[key] = strip(_plain(body))
+        kept = strip(_plain(body))
+        self._objects[key] = self._transform(kept) if self._transform else kept
         return key
 
     def remove(self, key: ObjectKey) -> None:

@@ -418,3 +418,25 @@ def test_on_deletion_the_cancel_policy_gives_the_fulfillment_the_same_time_to_li
     orphan = wf.ObservedOrder(**{**order(o.status, ttlSecondsAfterFinished=30, deletionPolicy="Orphan").__dict__,
                                  "deleting": True})  # fmt: skip
     assert wf.decide(orphan, f, T0, ACK).actions == (wf.RemoveFinalizer(),)
+
+
+def test_the_cached_fulfillment_decides_exactly_as_the_whole_one() -> None:
+    def condition(type_: str, status: str, reason: str) -> dict[str, str]:
+        return {"type": type_, "status": status, "reason": reason, "message": "m", "lastTransitionTime": T0.isoformat()}
+
+    body = {
+        "metadata": {"name": "o1", "uid": "f-uid", "generation": 3},
+        "spec": {"orderRef": {"name": "o1", "uid": "order-uid"}, "items": [{"sku": "A", "quantity": 1}],
+                 "customerEmail": "a@example.com", "shippingAddress": ADDRESS, "paused": True},
+        "status": {"phase": "Packing", "observedGeneration": 3, "paused": True, "conditions": [
+            condition("Ready", "True", "Paused"), condition("Accepted", "False", "CancelRefused")],
+            "history": [{"time": T0.isoformat(), "phase": "Picking", "reason": "Started"}]},
+    }  # fmt: skip
+    cached = wf.fulfillment_as_read(body)
+    assert "history" not in cached["status"]
+    assert "customerEmail" not in cached["spec"]
+    status = wf.with_signal_generation(created(), 3)
+    for spec in ({}, {"paused": True}, {"cancelled": True}):
+        whole = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(body), T0, ACK)
+        kept = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(cached), T0, ACK)
+        assert whole == kept

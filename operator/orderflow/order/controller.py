@@ -49,7 +49,7 @@ class OrderController:
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders = Store()
-        self.fulfillments = Store()
+        self.fulfillments = Store(transform=workflow.fulfillment_as_read)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Order", self.orders.values)
         metrics.count_unacknowledged(COMPONENT, self.orders.values)

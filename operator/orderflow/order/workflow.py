@@ -82,6 +82,17 @@ class ObservedFulfillment:
         )
 
 
+def fulfillment_as_read(body: dict[str, Any]) -> dict[str, Any]:
+    """A Fulfillment as this controller's decisions read it (ObservedFulfillment.from_body): its
+    history, its other conditions and its items and customer are never read here, so the order
+    controller's cache does not keep them (less memory per Fulfillment, and less personal data)."""
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("items", "customerEmail")}
+    status = dict(body.get("status") or {})
+    status.pop("history", None)
+    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") == "Accepted"]
+    return {**body, "spec": spec, "status": status}
+
+
 # -- actions the controller carries out, in order ---------------------------------------------
 
 

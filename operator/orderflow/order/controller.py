@@ -192,7 +192,7 @@ class OrderController:
                     await self.kube.delete(ORDERS, ns, name, body["metadata"]["resourceVersion"])
                 except Conflict:
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-                return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)  # the finalizer's turn next
+                return ActionResult()  # the watch brings the deletion, and the finalizer's turn
         except Conflict:
             raise
         except ApiError as exc:

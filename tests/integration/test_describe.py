@@ -13,10 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from orderflow.api.common import API_VERSION
 from orderflow.testing.plugin import REPO, Controllers, Kubectl, wait_for
 
-ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
+from .test_order_controller import order as order_manifest
+from .test_order_controller import patch
+
 PERSONAL = ("Ada", "Lovelace", "12 Square", "SW1Y", "London", "ada@example.com")
 BIN = Path(sys.executable).parent
 
@@ -36,21 +37,11 @@ def describe_json(env: dict[str, str], ns: str, target: str) -> dict[str, Any]:
 
 
 def order(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Order",
-        "metadata": {"name": name},
-        "spec": {
-            "customerEmail": "ada@example.com",
-            "items": [{"sku": "BOOK-1", "quantity": 1}],
-            "shippingAddress": ADDRESS,
-            "stepDurationSeconds": {"picking": 3, "packing": 0.5},
-        },
-    }
+    return order_manifest(name, picking=3, packing=0.5)
 
 
 def patch_order(kubectl: Kubectl, ns: str, name: str, spec: str) -> None:
-    kubectl("patch", "-n", ns, "order", name, "--type", "merge", "-p", '{"spec":' + spec + "}")
+    patch(kubectl, ns, "order", name, spec)
 
 
 def first(rows: list[dict[str, Any]], after: int = -1, **match: str) -> int:

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools node-tools image e2e test unit integration lint typecheck crds check-crds demo bench clean
+.PHONY: all venv tools node-tools image e2e test unit integration faults node lint typecheck crds check-crds demo bench clean
 
 all: test
 
@@ -56,6 +56,14 @@ unit: $(STAMP)
 
 integration: tools
 	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+# Controllers SIGKILLed, the API server restarted, a concurrent writer forcing 409s (minutes).
+faults: tools
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+# The node alone: a Pod runs, DNS and Services work, nothing leaves, down leaves nothing (root).
+node: node-tools
+	$(BIN)/pytest tests/node $(PYTEST_ARGS)
 
 # The README's test command: lint, types, and every test (unit, integration, e2e, faults).
 test: lint typecheck tools

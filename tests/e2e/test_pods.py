@@ -57,6 +57,15 @@ def phases(kubectl: Kubectl, namespace: str, kind: str = "orders") -> dict[str, 
     return {o["metadata"]["name"]: o.get("status", {}).get("phase", "") for o in items}
 
 
+def wait_all_completed(k: Kubectl, namespace: str, count: int, what: str, timeout: float = 180) -> None:
+    wait_for(
+        lambda: phases(k, namespace),
+        lambda p: sorted(p.values()) == ["Completed"] * count,
+        timeout=timeout,
+        what=what,
+    )
+
+
 def assert_each_fulfillment_moved_once(kubectl: Kubectl, namespace: str) -> None:
     for item in kubectl.json("get", "fulfillments", "-n", namespace)["items"]:
         history = [h["reason"] for h in item["status"]["history"]]
@@ -161,12 +170,7 @@ def test_deleting_each_controller_pod_mid_flight_loses_nothing(
             timeout=120,
             what=f"the {release.name} Deployment to replace its Pod",
         )
-    wait_for(
-        lambda: phases(k, namespace),
-        lambda p: sorted(p.values()) == ["Completed"] * len(names),
-        timeout=180,
-        what="every order to complete after both Pods were replaced",
-    )
+    wait_all_completed(k, namespace, len(names), "every order to complete after both Pods were replaced")
     assert_each_fulfillment_moved_once(k, namespace)
 
 
@@ -189,12 +193,7 @@ def test_helm_upgrade_to_a_new_image_tag_rolls_the_pods_and_loses_nothing(
             release.wait_rolled_out()
             (pod,) = release.ready_pods()
             assert pod["spec"]["containers"][0]["image"] == f"{repository}:{new_tag}"
-        wait_for(
-            lambda: phases(k, namespace),
-            lambda p: sorted(p.values()) == ["Completed"] * len(names),
-            timeout=180,
-            what="every order to complete across the upgrade",
-        )
+        wait_all_completed(k, namespace, len(names), "every order to complete across the upgrade")
         assert_each_fulfillment_moved_once(k, namespace)
     finally:
         for release in (fulfillment_release, order_release):
@@ -353,10 +352,5 @@ def test_the_standby_replica_takes_over_when_the_active_one_goes(
     k("wait", "-n", namespace, "--for=condition=Ready", "order/after-failover", "--timeout=120s")
     failover = time.monotonic() - killed_at
     print(f"failover ({how}): a new order completed {failover:.1f}s after the active replica went")
-    wait_for(
-        lambda: phases(k, namespace),
-        lambda p: sorted(p.values()) == ["Completed"] * (len(names) + 1),
-        timeout=180,
-        what="every in-flight order to complete on the standby",
-    )
+    wait_all_completed(k, namespace, len(names) + 1, "every in-flight order to complete on the standby")
     assert_each_fulfillment_moved_once(k, namespace)

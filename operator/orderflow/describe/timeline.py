@@ -419,11 +419,10 @@ def one_line(address: ShippingAddress) -> str:
     return ", ".join([p for p in parts if p] + [address.country])
 
 
-@dataclasses.dataclass(frozen=True)
-class _Order:
+class _Named:
+    """What both objects answer to: their name and uid, from their metadata."""
+
     meta: _Meta
-    spec: Mapping[str, Any]
-    status: OrderStatus
 
     @property
     def name(self) -> str:
@@ -432,6 +431,13 @@ class _Order:
     @property
     def uid(self) -> str:
         return self.meta.uid
+
+
+@dataclasses.dataclass(frozen=True)
+class _Order(_Named):
+    meta: _Meta
+    spec: Mapping[str, Any]
+    status: OrderStatus
 
     @classmethod
     def read(cls, body: Mapping[str, Any], notes: list[str]) -> _Order:
@@ -571,18 +577,10 @@ class _Order:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Fulfillment:
+class _Fulfillment(_Named):
     meta: _Meta
     spec: Mapping[str, Any]
     status: FulfillmentStatus
-
-    @property
-    def name(self) -> str:
-        return self.meta.name
-
-    @property
-    def uid(self) -> str:
-        return self.meta.uid
 
     @property
     def order_ref(self) -> tuple[str, str] | None:

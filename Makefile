@@ -11,22 +11,24 @@ PYTEST_ARGS ?=
 
 all: test
 
-$(STAMP): pyproject.toml
+# Both distributions in editable mode: orderflow (the runtime) and orderflow-dev (the dev wing,
+# which the `dev` extra names), so the checkout is what runs.
+$(STAMP): pyproject.toml packaging/orderflow-dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e ./packaging/orderflow-dev -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 # etcd, kube-apiserver, kubectl and helm: built once from Go modules into ~/.cache/orderflow.
 tools: $(STAMP)
-	$(BIN)/python -m orderflow.cluster.tools
+	$(BIN)/python -m orderflow.dev.cluster.tools
 
 # For a cluster that runs Pods: kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
 # containerd v2 and CoreDNS, built once like the control plane (about 7 minutes cold on 2 cores).
 node-tools: tools
-	$(BIN)/python -m orderflow.cluster.tools --nodes
+	$(BIN)/python -m orderflow.dev.cluster.tools --nodes
 
 # The controllers' image from the Dockerfile, with no registry (buildah, a Debian base built here).
 IMAGE_TAG ?= dev
@@ -36,7 +38,7 @@ image: $(STAMP)
 # As root: a local node runs both charts' Deployments as Pods; tests/e2e then runs against them
 # in the installed mode the kind workflow uses. Needs the host packages .ci/run installs.
 e2e: node-tools
-	$(BIN)/python -m orderflow.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
+	$(BIN)/python -m orderflow.dev.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench
@@ -74,7 +76,7 @@ demo: tools
 	$(BIN)/orderflow demo $(DEMO_ARGS)
 
 bench: tools
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m orderflow.dev.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,7 @@ import pathlib
 
 import pytest
 
-pytest_plugins = ["orderflow.testing.plugin"]
+pytest_plugins = ["orderflow.dev.testing.plugin"]
 
 _INTEGRATION = {"integration", "e2e", "faults", "node"}
 

@@ -1,55 +1,18 @@
-"""The ``orderflow`` command: the local control plane, the CRDs, the controllers and the demo."""
+"""The ``orderflow`` command: run a controller, write the CRDs, describe an Order's story.
+
+The dev wing (``pip install 'orderflow[dev]'``) adds ``cluster``, ``image`` and ``demo`` through the
+``orderflow.commands`` entry points; this module never imports it."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
-DEFAULT_STATE_DIR = Path(".orderflow")
-
-
-def _cluster(args: argparse.Namespace) -> int:
-    from orderflow.cluster import controlplane, state, tools
-
-    state_dir: Path = args.state_dir
-    kubeconfig: Path = args.kubeconfig or state_dir / "kubeconfig"
-    if args.action == "up":
-        try:
-            log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-            started = state.up(state_dir, kubeconfig, nodes=args.nodes, log=log)
-        except (controlplane.ControlPlaneError, tools.ToolError, RuntimeError) as exc:
-            print(f"orderflow cluster up: {exc}", file=sys.stderr)
-            return 1
-        print(f"{'Cluster with a node' if args.nodes else 'Control plane'} serving at {started.server}")
-        print(f"Kubeconfig: {started.kubeconfig}")
-        print(f'Use it:    eval "$(orderflow cluster env --state-dir {state_dir})" && kubectl get ns')
-        return 0
-    if args.action == "down":
-        stopped = state.down(state_dir)
-        print("Cluster stopped and its data removed." if stopped else "No cluster was running.")
-        return 0
-    plane = state.load(state_dir)
-    if args.action == "status":
-        if plane is None:
-            print("No cluster recorded in", state_dir)
-            return 1
-        processes = list(plane.processes())
-        for proc in processes:
-            print(f"{proc.name:24} pid {proc.pid:<8} {'running' if proc.alive() else 'NOT RUNNING'}  log {proc.log}")
-        print(f"{'server':24} {plane.server}")
-        print(f"{'kubeconfig':24} {plane.kubeconfig}")
-        return 0 if all(p.alive() for p in processes) else 1
-    # env
-    if plane is None:
-        print(f"# no cluster recorded in {state_dir}; run `orderflow cluster up` first", file=sys.stderr)
-        return 1
-    print(f"export KUBECONFIG={plane.kubeconfig}")
-    entries = controlplane.tool_path_entries()
-    if entries:
-        print(f"export PATH={':'.join(entries)}:$PATH")
-    return 0
+# The dev wing's commands: named when it is missing, so `orderflow demo` says how to get it.
+DEV_COMMANDS = ("cluster", "image", "demo")
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -70,8 +33,8 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orderflow.kube import Kube
-    from orderflow.runner import RunOptions, run
+    from orderflow.runtime.client import Kube
+    from orderflow.runtime.runner import RunOptions, run
 
     options = RunOptions(
         namespaces=args.namespace,
@@ -88,25 +51,19 @@ def _run(args: argparse.Namespace) -> int:
     # Readiness lists the kind the controller owns, not the other one: the order controller runs,
     # and is ready, without the Fulfillment CRD (its Orders then report the missing API).
     if args.controller == "fulfillment":
-        from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
-        from orderflow.fulfillment.controller import COMPONENT, FulfillmentController, build_registry
-        from orderflow.fulfillment.workflow import StepTimes
+        from orderflow.fulfillment import controller as fulfillment
 
-        seconds = args.step_seconds
-        fc = FulfillmentController(kube, StepTimes(picking=seconds, packing=seconds), args.workers, args.ttl)
-        options.controller = COMPONENT
-        options.settings = {"workers": args.workers, "stepSeconds": seconds}
-        run(build_registry(fc), options, kube, FULFILLMENTS)
+        fc = fulfillment.FulfillmentController(kube, args.step_seconds, args.workers, args.ttl)
+        options.controller = fulfillment.COMPONENT
+        options.settings = {"workers": args.workers, "stepSeconds": args.step_seconds}
+        run(fulfillment.build_registry(fc), options, kube, fulfillment.PLURAL)
     else:
-        from orderflow.api.order import PLURAL as ORDERS
-        from orderflow.order.controller import COMPONENT as ORDER_COMPONENT
-        from orderflow.order.controller import OrderController
-        from orderflow.order.controller import build_registry as build_order_registry
+        from orderflow.order import controller as order
 
-        oc = OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl)
-        options.controller = ORDER_COMPONENT
+        oc = order.OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl)
+        options.controller = order.COMPONENT
         options.settings = {"workers": args.workers, "ackTimeoutSeconds": args.ack_timeout}
-        run(build_order_registry(oc), options, kube, ORDERS)
+        run(order.build_registry(oc), options, kube, order.ORDERS)
     return 0
 
 
@@ -117,37 +74,13 @@ def _env_int(name: str) -> int | None:
 
 def _http_endpoint(url: str) -> str:
     """An argparse type: reject a bad endpoint URL as a usage error, before anything starts."""
-    from orderflow.readiness import parse_endpoint
+    from orderflow.runtime.readiness import parse_endpoint
 
     try:
         parse_endpoint(url)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return url
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from orderflow.demo import main as demo_main
-
-    return demo_main(keep=args.keep, state_dir=args.state_dir)
-
-
-def _image(args: argparse.Namespace) -> int:
-    from orderflow.cluster import image
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    try:
-        node = image.node_runtime(args.state_dir) if args.load else None  # before a minutes-long build
-        archive = image.build(args.tag, args.context, log)
-        if node is not None:
-            image.load(archive, *node, log=log)
-    except image.ImageError as exc:
-        print(f"orderflow image {args.action}: {exc}", file=sys.stderr)
-        return 1
-    print(archive)
-    return 0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -163,39 +96,29 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="orderflow", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
-    cluster = sub.add_parser("cluster", help="a local control plane (etcd + kube-apiserver) on 127.0.0.1")
-    cluster.add_argument("action", choices=["up", "down", "status", "env"])
-    cluster.add_argument(
-        "--nodes",
-        action="store_true",
-        help="up: also a node that runs Pods (kubelet, containerd, CoreDNS) in a network namespace; needs root",
-    )
-    cluster.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
-    cluster.add_argument("--kubeconfig", type=Path, help="default: <state-dir>/kubeconfig")
-    cluster.set_defaults(func=_cluster)
-
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("--output", type=Path, default=Path("crds"))
     crds.add_argument("--charts", type=Path, default=Path("charts"), help="also write each chart's CRD template")
     crds.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     crds.set_defaults(func=_crds)
 
-    runp = sub.add_parser("run", help="run one controller (uses KUBECONFIG, or in-cluster credentials)")
-    runp.add_argument("controller", choices=["order", "fulfillment"])
-    runp.add_argument(
+    common = argparse.ArgumentParser(add_help=False)  # what both controllers take
+    common.add_argument(
         "-n",
         "--namespace",
         action="append",
         default=env_list("ORDERFLOW_NAMESPACES"),
         help="watch this namespace (repeatable; env ORDERFLOW_NAMESPACES, comma-separated); default: all",
     )
-    runp.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("ORDERFLOW_LOG_FORMAT", "text"))
-    runp.add_argument(
+    common.add_argument(
+        "--log-format", choices=["text", "json"], default=os.environ.get("ORDERFLOW_LOG_FORMAT", "text")
+    )
+    common.add_argument(
         "--liveness",
         default=os.environ.get("ORDERFLOW_LIVENESS") or None,
         help="serve Kopf's health endpoint (liveness), e.g. http://0.0.0.0:8080/healthz",
     )
-    runp.add_argument(
+    common.add_argument(
         "--readiness",
         type=_http_endpoint,
         default=os.environ.get("ORDERFLOW_READINESS") or None,
@@ -203,33 +126,33 @@ def parser() -> argparse.ArgumentParser:
         "controller's own list requests; 503 and why otherwise), e.g. http://0.0.0.0:8081/readyz "
         "(env ORDERFLOW_READINESS)",
     )
-    runp.add_argument(
+    common.add_argument(
         "--peering",
         default=os.environ.get("ORDERFLOW_PEERING") or None,
         help="Kopf peering name, one per controller, e.g. order-controller-peering (needs Kopf's "
         "peering CRDs; the objects are created); default: standalone",
     )
-    runp.add_argument(
+    common.add_argument(
         "--priority",
         type=int,
         default=_env_int("ORDERFLOW_PRIORITY"),
         help="Kopf peering priority: the live replica of highest priority works (env ORDERFLOW_PRIORITY); "
         "default: by start time, so the longest-running replica works; 0 or more outranks every default",
     )
-    runp.add_argument(
+    common.add_argument(
         "--metrics-port",
         type=int,
         default=int(os.environ.get("ORDERFLOW_METRICS_PORT", "0")),
         help="serve Prometheus metrics on this port (0: off; env ORDERFLOW_METRICS_PORT)",
     )
-    runp.add_argument(
+    common.add_argument(
         "--metrics-bind-address",
         default=os.environ.get("ORDERFLOW_METRICS_BIND_ADDRESS") or "127.0.0.1",
         help="serve metrics on this address (env ORDERFLOW_METRICS_BIND_ADDRESS); default 127.0.0.1, this "
         "machine only; 0.0.0.0 in a Pod, for the metrics Service",
     )
-    runp.add_argument("--workers", type=int, default=int(os.environ.get("ORDERFLOW_WORKERS", "4")))
-    runp.add_argument(
+    common.add_argument("--workers", type=int, default=int(os.environ.get("ORDERFLOW_WORKERS", "4")))
+    common.add_argument(
         "--ttl-seconds-after-finished",
         dest="ttl",
         type=int,
@@ -240,46 +163,69 @@ def parser() -> argparse.ArgumentParser:
         "(env ORDERFLOW_TTL_SECONDS_AFTER_FINISHED); default: keep them. The fulfillment controller applies it "
         "only to Fulfillments that serve no Order",
     )
-    runp.add_argument(
-        "--step-seconds",
-        type=float,
-        default=_env_float("ORDERFLOW_STEP_SECONDS", 5.0),
-        help="fulfillment: default duration of each step (env ORDERFLOW_STEP_SECONDS)",
-    )
-    runp.add_argument(
+    common.add_argument("-v", "--verbose", action="store_true")
+    runp = sub.add_parser("run", help="run one controller (uses KUBECONFIG, or in-cluster credentials)")
+    controllers = runp.add_subparsers(dest="controller", required=True, metavar="{order,fulfillment}")
+    # Each controller's own options are its own: `run fulfillment --ack-timeout 9` is a usage error.
+    order = controllers.add_parser("order", parents=[common], help="the order controller")
+    order.add_argument(
         "--ack-timeout",
         type=float,
         default=_env_float("ORDERFLOW_ACK_TIMEOUT", 30.0),
-        help="order: seconds before an unacknowledged signal is reported (env ORDERFLOW_ACK_TIMEOUT)",
+        help="seconds before an unacknowledged signal is reported (env ORDERFLOW_ACK_TIMEOUT)",
     )
-    runp.add_argument("-v", "--verbose", action="store_true")
+    fulfillment = controllers.add_parser("fulfillment", parents=[common], help="the fulfillment controller")
+    fulfillment.add_argument(
+        "--step-seconds",
+        type=float,
+        default=_env_float("ORDERFLOW_STEP_SECONDS", 5.0),
+        help="default duration of each step (env ORDERFLOW_STEP_SECONDS)",
+    )
     runp.set_defaults(func=_run)
-
-    demo = sub.add_parser("demo", help="the whole flow on a local control plane, then clean up")
-    demo.add_argument("--keep", action="store_true", help="leave everything running, with commands to explore")
-    demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR / "demo")
-    demo.set_defaults(func=_demo)
-
-    imagep = sub.add_parser("image", help="build the controllers' image with buildah, no registry (needs root)")
-    imagep.add_argument("action", choices=["build"])
-    imagep.add_argument("--tag", default="dev", help="build localhost/orderflow:<tag> (default: dev)")
-    imagep.add_argument("--context", type=Path, help="checkout holding the Dockerfile; default: this package's")
-    imagep.add_argument("--load", action="store_true", help="import it into the node's containerd (cluster up --nodes)")
-    imagep.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
-    imagep.set_defaults(func=_image)
 
     from orderflow.describe import command as describe_command  # standard library only at import
 
     describep = sub.add_parser("describe", help="an Order's or Fulfillment's story: one timeline of both objects")
     describe_command.add_arguments(describep)
     describep.set_defaults(func=describe_command.run)
+    for command in entry_points(group="orderflow.commands"):
+        command.load()(sub)  # the dev wing's, when installed
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DEV_COMMANDS and argv[0] not in entry_points(group="orderflow.commands").names:
+        print(
+            f"orderflow {argv[0]} is part of the dev wing, which is not installed: pip install 'orderflow[dev]'",
+            file=sys.stderr,
+        )
+        return 2
     args = parser().parse_args(argv)
     code: int = args.func(args)
     return code
+
+
+PLUGIN = "kubectl orderflow"
+
+
+def kubectl_plugin(argv: list[str] | None = None) -> int:
+    """The ``kubectl-orderflow`` executable: ``kubectl orderflow ARGS`` is ``orderflow ARGS``."""
+    top = parser()
+    _rename(top, PLUGIN)
+    args = top.parse_args(sys.argv[1:] if argv is None else argv)
+    code: int = args.func(args)
+    return code
+
+
+def _rename(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Usage and errors name the command as typed: ``kubectl orderflow describe ...``."""
+    old = parser.prog
+    parser.prog = prog
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.prog = sub.prog.replace(old, prog, 1)
 
 
 if __name__ == "__main__":

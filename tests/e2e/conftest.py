@@ -21,8 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from orderflow.cluster.controlplane import free_port
-from orderflow.testing.plugin import REPO, Cluster, ControllerProcess, Controllers, Kubectl, service_account_kubeconfig
+from orderflow.dev.cluster.controlplane import free_port
+from orderflow.dev.testing.plugin import (
+    REPO,
+    Cluster,
+    ControllerProcess,
+    Controllers,
+    Kubectl,
+    service_account_kubeconfig,
+)
 
 # Where the charts' Deployments run: one namespace for both ("orderflow-system", as the kind
 # workflow installs them) or one each ("fulfillment=fulfillment-system,order=order-system", as the

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orderflow.testing.plugin import REPO, Kubectl, wait_for
+from orderflow.dev.testing.plugin import REPO, Kubectl, wait_for
 
 from .conftest import INSTALLED, installed_namespaces
 

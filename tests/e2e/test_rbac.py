@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orderflow.testing.plugin import REPO, Cluster, Controllers, Kubectl, service_account_kubeconfig, wait_for
+from orderflow.dev.testing.plugin import REPO, Cluster, Controllers, Kubectl, service_account_kubeconfig, wait_for
 
 from .conftest import INSTALLED, SHORT, Helm
 

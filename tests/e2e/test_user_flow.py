@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orderflow.cluster import tools
-from orderflow.testing.plugin import REPO, Cluster, ControllerProcess, Kubectl, service_account_kubeconfig, wait_for
+from orderflow.dev.cluster import tools
+from orderflow.dev.testing.plugin import REPO, Cluster, ControllerProcess, Kubectl, service_account_kubeconfig, wait_for
 
 from .conftest import INSTALLED, Helm, Install, Installed, Release, adopt_crds
 

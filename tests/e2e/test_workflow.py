@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from orderflow.cluster import tools
-from orderflow.testing.plugin import REPO
+from orderflow.dev.cluster import tools
+from orderflow.dev.testing.plugin import REPO
 
 
 def test_the_kind_workflow_passes_actionlint() -> None:

@@ -23,8 +23,8 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from orderflow.api.common import API_VERSION
-from orderflow.cluster.controlplane import free_port
-from orderflow.testing.plugin import Cluster, ControllerProcess, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.cluster.controlplane import free_port
+from orderflow.dev.testing.plugin import Cluster, ControllerProcess, Controllers, CustomResources, Kubectl, wait_for
 
 ADDRESS = {"name": "Fault", "street": "1 Crash Lane", "city": "Berlin", "postalCode": "10115", "country": "DE"}
 PLAIN, RESUMED, CANCELLED = 30, 10, 10

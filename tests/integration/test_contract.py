@@ -13,8 +13,8 @@ from kubernetes.client.rest import ApiException
 
 from orderflow.api import crdgen
 from orderflow.api.common import API_VERSION
-from orderflow.testing.models import with_description
-from orderflow.testing.plugin import REPO, CustomResources, Kubectl
+from orderflow.dev.testing.models import with_description
+from orderflow.dev.testing.plugin import REPO, CustomResources, Kubectl
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
 ORDER_SPEC: dict[str, Any] = {
@@ -170,7 +170,7 @@ def test_the_models_are_the_source_of_kubectl_explain(kubectl: Kubectl, crds_ins
     try:
         kubectl.apply(yaml.safe_load(crdgen.render(edited)))
         kubectl.json("get", "crd", order.name)  # served at once; explain may lag the OpenAPI cache
-        from orderflow.testing.plugin import wait_for
+        from orderflow.dev.testing.plugin import wait_for
 
         wait_for(
             lambda: kubectl("explain", "order.spec.customerEmail").stdout,

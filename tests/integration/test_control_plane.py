@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from orderflow.testing.plugin import service_account_kubeconfig
+from orderflow.dev.testing.plugin import service_account_kubeconfig
 
 GROUP = "test.orderflow.dev"
 
@@ -165,7 +165,7 @@ def test_kubectl_and_helm_report_their_versions(kube_env: dict[str, str]) -> Non
 def test_a_failed_start_says_why_and_leaves_nothing_running(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import socket
 
-    from orderflow.cluster import controlplane
+    from orderflow.dev.cluster import controlplane
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

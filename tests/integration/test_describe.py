@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from orderflow.testing.plugin import REPO, Controllers, Kubectl, wait_for
+from orderflow.dev.testing.plugin import REPO, Controllers, Kubectl, wait_for
 
 from .test_order_controller import order as order_manifest
 from .test_order_controller import patch
@@ -210,7 +210,7 @@ def test_describe_what_is_not_there(
     plugin = tmp_path / "bin" / "kubectl-orderflow"
     plugin.parent.mkdir()
     plugin.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom orderflow.describe import kubectl_plugin\nsys.exit(kubectl_plugin())\n"
+        f"#!{sys.executable}\nimport sys\nfrom orderflow.cli import kubectl_plugin\nsys.exit(kubectl_plugin())\n"
     )
     plugin.chmod(0o755)
     env = {**kube_env, "PATH": os.pathsep.join([str(plugin.parent), kube_env["PATH"]])}

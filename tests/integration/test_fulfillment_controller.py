@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from orderflow.api.common import API_VERSION
-from orderflow.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
 
 ADDRESS = {"name": "Grace Hopper", "street": "1 Navy Yard", "city": "Arlington", "postalCode": "22202", "country": "US"}
 

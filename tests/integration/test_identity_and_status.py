@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from orderflow.api.common import API_VERSION
-from orderflow.cluster import tools
-from orderflow.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.cluster import tools
+from orderflow.dev.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
 
 from .test_order_controller import ADDRESS, condition, order, patch
 

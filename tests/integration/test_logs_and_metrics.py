@@ -9,8 +9,8 @@ import urllib.request
 from typing import Any
 
 from orderflow.api.common import API_VERSION
-from orderflow.cluster.controlplane import free_port
-from orderflow.testing.plugin import Controllers, Kubectl, wait_for
+from orderflow.dev.cluster.controlplane import free_port
+from orderflow.dev.testing.plugin import Controllers, Kubectl, wait_for
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
 EMAIL = "ada@example.com"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from orderflow.api.common import API_VERSION
-from orderflow.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
 

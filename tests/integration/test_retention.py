@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import time
 
-from orderflow.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
 
 from .test_identity_and_status import hand_made
 from .test_order_controller import order

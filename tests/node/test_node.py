@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.cluster import node, tools
-from orderflow.cluster.node import NodeCluster, NodeError
+from orderflow.dev.cluster import node, tools
+from orderflow.dev.cluster.node import NodeCluster, NodeError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a node needs root (make e2e runs these in CI)")
 

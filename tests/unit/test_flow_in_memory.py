@@ -24,10 +24,9 @@ from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.fulfillment.controller import COMPONENT as FULFILLMENT_CONTROLLER
 from orderflow.fulfillment.controller import FulfillmentController
-from orderflow.fulfillment.workflow import StepTimes
-from orderflow.kube import Conflict, Kube, NotFound
 from orderflow.order.controller import COMPONENT as ORDER_CONTROLLER
 from orderflow.order.controller import OrderController
+from orderflow.runtime.client import Conflict, Kube, NotFound
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
            "postalCode": "SW1Y 4JH", "country": "GB"}  # fmt: skip
@@ -59,7 +58,7 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 class MemoryApi:
-    """What the controllers ask of the API server (orderflow.kube.AsyncKube's calls), in memory:
+    """What the controllers ask of the API server (orderflow.runtime.client.AsyncKube's calls), in memory:
     resourceVersion checked on patches that carry one, generation moved by spec changes only,
     the status subresource writing only status, every change delivered to the watchers."""
 
@@ -150,7 +149,7 @@ def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
 def run_flow(api: MemoryApi) -> None:
     async def scenario() -> None:
         orders = OrderController(Kube(api=None), ack_timeout=30, workers=2)
-        fulfillments = FulfillmentController(Kube(api=None), StepTimes(0, 0), workers=2)
+        fulfillments = FulfillmentController(Kube(api=None), step_seconds=0, workers=2)
         orders.kube = fulfillments.kube = api  # type: ignore[assignment]
         api.watchers[ORDERS].append(orders.observe_order)
         api.watchers[FULFILLMENTS] += [orders.observe_fulfillment, fulfillments.observe]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.cluster import image
+from orderflow.dev.cluster import image
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "operator" / "orderflow"
-# Imported only by orderflow.testing, the tests, bench/ or the development tools: never a runtime need.
+# Imported only by orderflow.dev.testing, the tests, bench/ or the development tools: never a runtime need.
 DEV_ONLY = {"pytest", "pytest-timeout", "hypothesis", "kubernetes", "import-linter", "ruff", "mypy", "py-spy"}
 
 
@@ -66,7 +66,7 @@ def test_the_wheel_requires_nothing_only_tests_use(metadata: tuple[Message, list
     meta, _ = metadata
     assert _runtime_requirements(meta) & DEV_ONLY == set()
     test_extra = {_name(v) for v in meta.get_all("Requires-Dist", []) if 'extra == "test"' in v}
-    assert {"pytest", "kubernetes"} <= test_extra  # what orderflow.testing needs, named in its ImportError
+    assert {"pytest", "kubernetes"} <= test_extra  # what orderflow.dev.testing needs, named in its ImportError
 
 
 def _runtime_imports(node: ast.AST) -> set[str]:
@@ -105,7 +105,7 @@ def test_the_wheel_declares_and_carries_its_license(metadata: tuple[Message, lis
 
 def test_the_pytest_plugin_without_its_extra_names_the_extra() -> None:
     # The controllers' image has no pytest: importing the plugin there must say what to install.
-    code = "import sys; sys.modules['pytest'] = None; import orderflow.testing"
+    code = "import sys; sys.modules['pytest'] = None; import orderflow.dev.testing"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "ImportError" in done.stderr

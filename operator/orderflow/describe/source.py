@@ -1,6 +1,6 @@
 """Reading what ``orderflow describe`` shows: both objects and their Events, once or as they change.
 
-Objects are read with :class:`orderflow.kube.Kube` (its public API only). Listing and watching
+Objects are read with :class:`orderflow.runtime.client.Kube` (its public API only). Listing and watching
 Events and watching objects are not among its calls, so they are made here, with the same
 pykube-ng HTTP session (same kubeconfig, same login).
 """
@@ -24,7 +24,7 @@ from orderflow.api.common import API_VERSION
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.describe.timeline import Snapshot
-from orderflow.kube import ApiError, Forbidden, Kube
+from orderflow.runtime.client import ApiError, Forbidden, Kube
 
 WATCH_SECONDS = 240  # the API server ends each watch after this long; it is then resumed
 MAX_RECONNECTS = 5  # consecutive failed (re)connections before a watch gives up

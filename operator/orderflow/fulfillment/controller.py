@@ -14,24 +14,26 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from orderflow import metrics
 from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
-from orderflow.kube import AsyncKube, Conflict, Kube, NotFound, merge_patch
-from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue, log_decision
-from orderflow.runner import controller_registry
+from orderflow.runtime import metrics
+from orderflow.runtime.cache import ObjectKey, Store
+from orderflow.runtime.client import AsyncKube, Conflict, Kube, NotFound, merge_patch
+from orderflow.runtime.logs import log_decision
+from orderflow.runtime.runner import controller_registry
+from orderflow.runtime.status import CONFLICT_RETRY_SECONDS
+from orderflow.runtime.workqueue import WorkQueue
 
 COMPONENT = "fulfillment-controller"
 log = logging.getLogger("orderflow.fulfillment")
 
 
 class FulfillmentController:
-    def __init__(
-        self, kube: Kube, step_times: workflow.StepTimes, workers: int = 4, default_ttl: int | None = None
-    ) -> None:
+    def __init__(self, kube: Kube, step_seconds: float, workers: int = 4, default_ttl: int | None = None) -> None:
         self.kube = AsyncKube(kube, COMPONENT)
-        self.step_times = step_times
+        # The default duration of each step, for Fulfillments that set none.
+        self.step_times = workflow.StepTimes(picking=step_seconds, packing=step_seconds)
         self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
         self.store = Store()
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)

@@ -22,7 +22,7 @@ from orderflow.api.fulfillment import (
     FulfillmentStatus,
     TimedStep,
 )
-from orderflow.conditions import describe_error, get_condition, set_condition
+from orderflow.runtime.conditions import describe_error, get_condition, set_condition
 
 Phase = FulfillmentPhase
 TOTAL_STEPS = len(STEPS) + 1  # the timed steps, then handing the parcel over (Shipped)

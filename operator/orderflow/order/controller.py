@@ -16,16 +16,19 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from orderflow import metrics
 from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
-from orderflow.conditions import describe_error, get_condition
-from orderflow.kube import ApiError, AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
 from orderflow.order import workflow
-from orderflow.reconciler import CONFLICT_RETRY_SECONDS, ObjectKey, Store, WorkQueue, log_decision
-from orderflow.runner import controller_registry
+from orderflow.runtime import metrics
+from orderflow.runtime.cache import ObjectKey, Store
+from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
+from orderflow.runtime.conditions import describe_error, get_condition
+from orderflow.runtime.logs import log_decision
+from orderflow.runtime.runner import controller_registry
+from orderflow.runtime.status import CONFLICT_RETRY_SECONDS
+from orderflow.runtime.workqueue import WorkQueue
 
 COMPONENT = "order-controller"
 log = logging.getLogger("orderflow.order")
@@ -241,7 +244,7 @@ class OrderController:
                 raise
             # The schema refuses the status itself (an older CRD, say): it cannot carry a
             # condition, so the Event is where it shows. Retrying would be refused the same way.
-            # (orderflow.kube has replaced the values the message quoted: no personal data.)
+            # (orderflow.runtime.client has replaced the values the message quoted: no personal data.)
             self.kube.event(body, "Warning", "StatusRejected", f"the API server refused the status: {exc.message}")
             log.warning("status of %s/%s refused: %s", meta["namespace"], meta["name"], exc.message)
             return False, None

@@ -27,7 +27,7 @@ from orderflow.api.order import (
     OrderStatus,
     SentSignals,
 )
-from orderflow.conditions import get_condition, set_condition
+from orderflow.runtime.conditions import get_condition, set_condition
 
 FINALIZER = "order-controller.orderflow.dev/deletion-policy"
 API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used

@@ -1,1 +1,0 @@
-"""The orderflow benchmark: `make bench` (python -m bench)."""

@@ -1,0 +1,5 @@
+import sys
+
+from orderflow.dev.bench.run import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""Bytes per cached object: what each controller's watch cache keeps for one finished workflow.
+
+`.venv/bin/python -m orderflow.dev.bench.cache_bytes` builds a realistic finished Order and its shipped
+Fulfillment with the controllers' own cores (as the API server would return them, with the
+managedFields and last-applied annotation kubectl apply adds), puts 1,000 copies of each into the
+controllers' stores, and prints the memory tracemalloc attributes to each object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from orderflow.api.fulfillment import FulfillmentSpec, FulfillmentStatus
+from orderflow.api.order import OrderSpec, OrderStatus
+from orderflow.fulfillment import workflow as fulfillment_core
+from orderflow.order import workflow as order_core
+from orderflow.runtime.cache import Store
+
+T0 = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
+ADDRESS = {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London", "postalCode": "SW1Y 4JH",
+           "country": "GB"}  # fmt: skip
+ITEMS = [{"sku": "BOOK-ANALYTICAL-ENGINE", "quantity": 1}, {"sku": "PEN-FOUNTAIN-BLUE", "quantity": 2}]
+COPIES = 1000
+
+
+def metadata(kind: str, name: str, uid: str, spec: dict[str, Any]) -> dict[str, Any]:
+    applied = {"apiVersion": "orderflow.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    return {
+        "name": name, "namespace": "shop", "uid": uid, "resourceVersion": "1234567", "generation": 1,
+        "creationTimestamp": T0.isoformat(),
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)},
+        "managedFields": [
+            {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "orderflow.dev/v1alpha1",
+             "time": T0.isoformat(), "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {k: {} for k in spec}}},
+            {"manager": "orderflow", "operation": "Update", "subresource": "status", "time": T0.isoformat(),
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:phase": {}, "f:conditions": {}}}},
+        ],
+    }  # fmt: skip
+
+
+def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
+    order_spec = {"customerEmail": "ada@example.com", "items": ITEMS, "shippingAddress": ADDRESS}
+    fulfillment_spec = {**order_spec, "orderRef": {"name": "order-1042", "uid": "o" * 36}, "started": True,
+                        "stepDurationSeconds": {"picking": 0, "packing": 0}}  # fmt: skip
+    observed = fulfillment_core.Observed(
+        "order-1042", "f" * 36, 1, FulfillmentSpec.model_validate(fulfillment_spec), FulfillmentStatus()
+    )
+    shipped = fulfillment_core.decide(observed, T0, fulfillment_core.StepTimes(0, 0)).status
+    fulfillment = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Fulfillment",
+                   "metadata": metadata("Fulfillment", "order-1042", "f" * 36, fulfillment_spec),
+                   "spec": fulfillment_spec, "status": shipped.wire()}  # fmt: skip
+    order = order_core.ObservedOrder(
+        "order-1042", "shop", "o" * 36, 1, OrderSpec.model_validate(order_spec), OrderStatus()
+    )
+    status = order_core.decide(order, None, T0, 30).status
+    seen = order_core.ObservedFulfillment.from_body(fulfillment)
+    status = order_core.decide(order_core.ObservedOrder(**{**order.__dict__, "status": status}), seen, T0, 30).status
+    assert status is not None
+    order_body = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Order",
+                  "metadata": metadata("Order", "order-1042", "o" * 36, order_spec),
+                  "spec": order_spec, "status": status.wire()}  # fmt: skip
+    return order_body, fulfillment
+
+
+def bytes_each(body: dict[str, Any], store: Callable[[], Store] | None) -> int:
+    text = json.dumps(body)
+    tracemalloc.start()
+    if store is None:
+        kept: list[Any] = [json.loads(text) for _ in range(COPIES)]
+    else:
+        cache = store()
+        for i in range(COPIES):
+            copy = json.loads(text)
+            copy["metadata"]["name"] = f"o{i}"
+            cache.put(copy)
+        kept = [cache]
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del kept
+    return used // COPIES
+
+
+def main() -> None:
+    order, fulfillment = bodies()
+    rows = [
+        ("Order, as the API server returns it", bytes_each(order, None)),
+        ("Order, in the order controller's cache", bytes_each(order, Store)),
+        ("Fulfillment, as the API server returns it", bytes_each(fulfillment, None)),
+        ("Fulfillment, in the fulfillment controller's cache", bytes_each(fulfillment, Store)),
+        ("Fulfillment, in the order controller's cache",
+         bytes_each(fulfillment, lambda: Store(transform=order_core.fulfillment_as_read))),
+    ]  # fmt: skip
+    for what, size in rows:
+        print(f"{what:55} {size:6} bytes")
+
+
+if __name__ == "__main__":
+    main()

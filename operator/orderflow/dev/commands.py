@@ -1,0 +1,114 @@
+"""The dev wing's subcommands of ``orderflow``: ``cluster``, ``image`` and ``demo``.
+
+The orderflow-dev distribution registers each ``add_*`` function under the ``orderflow.commands``
+entry points; ``orderflow.cli`` calls them with its subparsers, so these commands exist exactly
+when the dev wing is installed (``pip install 'orderflow[dev]'``) and the runtime never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path(".orderflow")
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from orderflow.dev.cluster import controlplane, state, tools
+
+    state_dir: Path = args.state_dir
+    kubeconfig: Path = args.kubeconfig or state_dir / "kubeconfig"
+    if args.action == "up":
+        try:
+            log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+            started = state.up(state_dir, kubeconfig, nodes=args.nodes, log=log)
+        except (controlplane.ControlPlaneError, tools.ToolError, RuntimeError) as exc:
+            print(f"orderflow cluster up: {exc}", file=sys.stderr)
+            return 1
+        print(f"{'Cluster with a node' if args.nodes else 'Control plane'} serving at {started.server}")
+        print(f"Kubeconfig: {started.kubeconfig}")
+        print(f'Use it:    eval "$(orderflow cluster env --state-dir {state_dir})" && kubectl get ns')
+        return 0
+    if args.action == "down":
+        stopped = state.down(state_dir)
+        print("Cluster stopped and its data removed." if stopped else "No cluster was running.")
+        return 0
+    plane = state.load(state_dir)
+    if args.action == "status":
+        if plane is None:
+            print("No cluster recorded in", state_dir)
+            return 1
+        processes = list(plane.processes())
+        for proc in processes:
+            print(f"{proc.name:24} pid {proc.pid:<8} {'running' if proc.alive() else 'NOT RUNNING'}  log {proc.log}")
+        print(f"{'server':24} {plane.server}")
+        print(f"{'kubeconfig':24} {plane.kubeconfig}")
+        return 0 if all(p.alive() for p in processes) else 1
+    # env
+    if plane is None:
+        print(f"# no cluster recorded in {state_dir}; run `orderflow cluster up` first", file=sys.stderr)
+        return 1
+    print(f"export KUBECONFIG={plane.kubeconfig}")
+    entries = controlplane.tool_path_entries()
+    if entries:
+        print(f"export PATH={':'.join(entries)}:$PATH")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from orderflow.dev.demo import main as demo_main
+
+    return demo_main(keep=args.keep, state_dir=args.state_dir)
+
+
+def _image(args: argparse.Namespace) -> int:
+    from orderflow.dev.cluster import image
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        node = image.node_runtime(args.state_dir) if args.load else None  # before a minutes-long build
+        archive = image.build(args.tag, args.context, log)
+        if node is not None:
+            image.load(archive, *node, log=log)
+    except image.ImageError as exc:
+        print(f"orderflow image {args.action}: {exc}", file=sys.stderr)
+        return 1
+    print(archive)
+    return 0
+
+
+def add_cluster(commands: Any) -> None:
+    """``orderflow cluster up|down|status|env``."""
+    cluster = commands.add_parser("cluster", help="a local control plane (etcd + kube-apiserver) on 127.0.0.1")
+    cluster.add_argument("action", choices=["up", "down", "status", "env"])
+    cluster.add_argument(
+        "--nodes",
+        action="store_true",
+        help="up: also a node that runs Pods (kubelet, containerd, CoreDNS) in a network namespace; needs root",
+    )
+    cluster.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
+    cluster.add_argument("--kubeconfig", type=Path, help="default: <state-dir>/kubeconfig")
+    cluster.set_defaults(func=_cluster)
+
+
+def add_demo(commands: Any) -> None:
+    """``orderflow demo``."""
+    demo = commands.add_parser("demo", help="the whole flow on a local control plane, then clean up")
+    demo.add_argument("--keep", action="store_true", help="leave everything running, with commands to explore")
+    demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR / "demo")
+    demo.set_defaults(func=_demo)
+
+
+def add_image(commands: Any) -> None:
+    """``orderflow image build``."""
+    imagep = commands.add_parser("image", help="build the controllers' image with buildah, no registry (needs root)")
+    imagep.add_argument("action", choices=["build"])
+    imagep.add_argument("--tag", default="dev", help="build localhost/orderflow:<tag> (default: dev)")
+    imagep.add_argument("--context", type=Path, help="checkout holding the Dockerfile; default: this package's")
+    imagep.add_argument("--load", action="store_true", help="import it into the node's containerd (cluster up --nodes)")
+    imagep.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
+    imagep.set_defaults(func=_image)

@@ -1,0 +1,276 @@
+"""Shared plumbing for both controllers: a small typed Kubernetes client, merge patches, Events.
+
+Kopf's ``patch`` kwarg only writes to the object being handled, so every write here goes through
+this client: pykube-ng's HTTP session (connection pooling, kubeconfig and in-cluster login),
+with the API server's ``Status`` errors turned into typed exceptions. The calls block, so the
+controllers run them in worker threads (``asyncio.to_thread``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import pykube
+import requests
+
+from orderflow.api.common import API_VERSION
+from orderflow.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """The API server answered with an error Status."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409: a stale resourceVersion, or (reason AlreadyExists) a create of an existing name."""
+
+    @property
+    def already_exists(self) -> bool:
+        return self.reason == "AlreadyExists"
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 403: Forbidden, 422: Invalid}
+
+# The API server quotes the offending value in a field error ('spec.customerEmail: Invalid value:
+# "ada@example.com": ...'), and these messages go into conditions, Events and logs. String values
+# are what can be personal data (names, streets, emails), so they are replaced; the field and the
+# rule stay, which is what a person needs to act. CEL rule errors name the value's type instead
+# of the value ("object", "string"), which is kept.
+_QUOTED_VALUE = re.compile(r'((?:Invalid|Unsupported|Duplicate) value|Not found): "(?:[^"\\]|\\.)*"')
+_TYPE_NAMES = {f'"{t}"' for t in ("object", "array", "string", "integer", "number", "boolean")}
+
+
+def redact_values(message: str) -> str:
+    """``message`` with the string values quoted in its field errors replaced by ``"[redacted]"``."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group(0)[len(match.group(1)) + 2 :]
+        return match.group(0) if value in _TYPE_NAMES else f'{match.group(1)}: "[redacted]"'
+
+    return _QUOTED_VALUE.sub(replace, message)
+
+
+def _raise_for(response: requests.Response) -> None:
+    if response.ok:
+        return
+    reason, message = response.reason or "Error", response.text
+    try:
+        status = response.json()
+        reason = status.get("reason") or reason
+        message = status.get("message") or message
+    except ValueError:
+        pass
+    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, reason, redact_values(message))
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns ``old`` into ``new`` (lists are replaced whole)."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before or key not in old:
+            patch[key] = value
+    return patch
+
+
+class Kube:
+    """Blocking calls to the API server for the orderflow kinds, Events and a few built-ins."""
+
+    def __init__(self, api: pykube.HTTPClient) -> None:
+        self._api = api
+        # client-go's `host` label: the API server's host:port, the same for every request.
+        self._host = urlsplit(str(getattr(api, "url", "") or "")).netloc
+
+    @classmethod
+    def from_env(cls) -> Kube:
+        """Log in from KUBECONFIG / ~/.kube/config, or in-cluster from the ServiceAccount."""
+        return cls(pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=30))
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        namespace: str | None,
+        version: str = API_VERSION,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"version": version, "url": url}
+        if namespace is not None:
+            kwargs["namespace"] = namespace
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": content_type}
+        if params is not None:
+            kwargs["params"] = params
+        if timeout is not None:
+            kwargs["timeout"] = timeout  # else the client's own (30 s)
+        started, code = time.monotonic(), "<error>"  # client-go's code when there is no response
+        try:
+            response = self._api.request(method, **kwargs)
+            code = str(response.status_code)
+        finally:
+            metrics.REST_REQUESTS.labels(code, method, self._host).inc()
+            metrics.REST_SECONDS.labels(method, self._host).observe(time.monotonic() - started)
+        _raise_for(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    # -- custom resources of orderflow.dev ---------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._request("GET", f"{plural}/{name}", namespace)
+
+    def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(plural, namespace, name)
+        except NotFound:
+            return None
+
+    def create(
+        self,
+        plural: str,
+        namespace: str | None,
+        body: dict[str, Any],
+        version: str = API_VERSION,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Create in ``namespace``, or a cluster-scoped object when it is None."""
+        return self._request("POST", plural, namespace, version=version, body=body, timeout=timeout)
+
+    def list_one(self, plural: str, namespace: str | None, timeout: float) -> None:
+        """List at most one object, in ``namespace`` or (None) in all: the cheapest request that
+        shows the API server answers and this identity may list ``plural`` there."""
+        self._request("GET", plural, namespace, params={"limit": "1"}, timeout=timeout)
+
+    def patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch. Put ``metadata.resourceVersion`` in it to fail with 409 when stale."""
+        url = f"{plural}/{name}" + (f"/{subresource}" if subresource else "")
+        return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
+
+    def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        """Gone already is fine. With ``resource_version``, only that version is deleted (409 if it
+        changed since), as Job's TTL controller does: a retention decision holds for what it saw."""
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        with contextlib.suppress(NotFound):
+            self._request("DELETE", f"{plural}/{name}", namespace, body=body)
+
+    # -- Events ------------------------------------------------------------------------------
+
+    def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> None:
+        meta = obj["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # Events keep seconds
+        self._request(
+            "POST",
+            "events",
+            meta["namespace"],
+            version="v1",
+            body={
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": obj.get("apiVersion", API_VERSION),
+                    "kind": obj["kind"],
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid"),
+                },
+                "type": type_,
+                "reason": reason,
+                "message": message[:1024],
+                "source": {"component": component},
+                "reportingComponent": f"orderflow.dev/{component}",
+                "reportingInstance": socket.gethostname(),
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
+
+
+class AsyncKube:
+    """The same calls, run in worker threads so the event loop never blocks on I/O."""
+
+    def __init__(self, kube: Kube, component: str) -> None:
+        self.sync = kube
+        self.component = component
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.sync.find, plural, namespace, name)
+
+    async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.create, plural, namespace, body)
+
+    async def patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.patch, plural, namespace, name, patch, subresource)
+
+    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version)
+
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post an Event in the background: a lost Event must never hold up or fail a reconcile."""
+
+        async def post() -> None:
+            try:
+                await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
+            except Exception as exc:  # Events are best effort, as in client-go's recorder
+                meta = obj["metadata"]
+                log.warning("could not post Event %s on %s/%s: %s", reason, meta.get("namespace"), meta["name"], exc)
+
+        task = asyncio.get_running_loop().create_task(post())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

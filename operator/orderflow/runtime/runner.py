@@ -1,0 +1,215 @@
+"""Running a controller: logging, Kopf settings and ``kopf.run``, the same for both controllers.
+
+Each controller has its own registry, finalizer name and annotation prefix, so two controllers in
+one cluster never take each other's objects or fight over a finalizer; its peering name comes from
+``--peering`` (the charts pass ``<component>-peering``, one per controller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import random
+import threading
+import time
+from typing import IO, Any
+
+import kopf
+from aiohttp import web
+
+import orderflow
+from orderflow.api.common import GROUP
+from orderflow.runtime import metrics, peering, readiness
+from orderflow.runtime.client import Kube
+from orderflow.runtime.logs import log_handler
+from orderflow.runtime.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunOptions:
+    namespaces: list[str]
+    log_format: str = "text"  # text | json
+    liveness: str | None = None  # Kopf's health endpoint, e.g. http://0.0.0.0:8080/healthz
+    readiness: str | None = None  # ours (orderflow.runtime.readiness), e.g. http://0.0.0.0:8081/readyz
+    peering: str | None = None  # Kopf peering name; None: standalone (one replica, strategy Recreate)
+    priority: int | None = None  # peering priority; None: by start time (orderflow.runtime.peering)
+    metrics_port: int = 0
+    metrics_bind_address: str = metrics.DEFAULT_BIND_ADDRESS
+    verbose: bool = False
+    controller: str = ""  # the component, e.g. order-controller: named in the start-up line
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # the controller's own, for that line
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def setup_logging(options: RunOptions, stream: IO[str] | None = None) -> None:
+    level = logging.DEBUG if options.verbose else logging.INFO
+    root = logging.getLogger()
+    root.handlers[:] = [log_handler(options.log_format, stream)]
+    root.setLevel(level)
+    logging.getLogger("kopf").setLevel(logging.DEBUG if options.verbose else logging.WARNING)
+    # Which replica works is worth a line in the log: Kopf says so when it pauses or resumes.
+    logging.getLogger("kopf._core.engines.peering").setLevel(logging.DEBUG if options.verbose else logging.INFO)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def startup_line(options: RunOptions, priority: int | None) -> tuple[str, dict[str, Any]]:
+    """The start-up line's message and its fields: what this process is and how it is set up."""
+    where = ",".join(options.namespaces) if options.namespaces else "all"
+    peering_ = f"{options.peering} (priority {priority})" if options.peering else "standalone"
+    served = f"http://{options.metrics_bind_address}:{options.metrics_port}/metrics" if options.metrics_port else "off"
+    own = " ".join(f"{key}={value}" for key, value in options.settings.items())
+    message = (
+        f"starting {options.controller} {orderflow.__version__}: namespaces={where} {own} "
+        f"peering={peering_} metrics={served} log-format={options.log_format}"
+    )
+    fields: dict[str, Any] = {
+        "controller": options.controller,
+        "version": orderflow.__version__,
+        "namespaces": options.namespaces or "all",
+        **options.settings,
+        "peering": options.peering or "standalone",
+        "priority": priority,
+        "metrics": served,
+    }
+    return " ".join(message.split()), fields
+
+
+def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
+    prefix = f"{component}.orderflow.dev"
+    settings.persistence.finalizer = f"{prefix}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
+    # Our handlers only observe; Events are posted by our own code, for our own reasons.
+    settings.posting.enabled = False
+    # No peering name here: kopf.run has set --peering's before start-up, and this would replace it.
+
+
+def controller_registry(component: str, queue: WorkQueue[Any]) -> kopf.OperatorRegistry:
+    """A Kopf registry of the controller's own (two controllers never share handlers), with its
+    Kopf settings applied at start-up and its work queue started and stopped with the operator."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, component)
+        queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await queue.stop()
+
+    return registry
+
+
+def register_login(registry: kopf.OperatorRegistry) -> None:
+    """Custom registries do not get Kopf's default login handler: in a Pod use the
+    ServiceAccount, elsewhere KUBECONFIG (or ~/.kube/config), both without client libraries."""
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
+
+def api_check_steps(kube: Kube, plural: str, options: RunOptions) -> list[readiness.Step]:
+    """What one API check does: with peering, create the peering objects (until that has worked
+    once); then list the controller's own kind ``plural`` where it watches."""
+    timeout = readiness.CHECK_TIMEOUT
+    steps: list[readiness.Step] = []
+    if options.peering:
+        ensure = functools.partial(peering.ensure_objects, kube, options.peering, options.namespaces, timeout)
+        steps.append(readiness.Step(f"create the Kopf peering object {options.peering}", ensure, once=True))
+    namespaces: list[str | None] = [*options.namespaces] or [None]
+    for namespace in namespaces:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        list_one = functools.partial(kube.list_one, plural, namespace, timeout)
+        steps.append(readiness.Step(f"list {plural}.{GROUP} {where}", list_one))
+    return steps
+
+
+def register_api_checks(
+    registry: kopf.OperatorRegistry, steps: list[readiness.Step], started: threading.Event, endpoint: str | None
+) -> None:
+    """Check the API in the background from start-up to clean-up; serve the verdict at ``endpoint``."""
+    where = readiness.parse_endpoint(endpoint) if endpoint else None  # a bad URL fails before Kopf starts
+    state = readiness.Readiness(started.is_set)
+    tasks: list[asyncio.Task[None]] = []
+    servers: list[web.AppRunner] = []
+
+    @kopf.on.startup(registry=registry)
+    async def start_api_checks(**_: Any) -> None:
+        if where:
+            servers.append(await readiness.serve(where, state))  # says "starting" until Kopf has started
+        # The first check runs before Kopf's peering keep-alive starts: a keep-alive that finds no
+        # peering object tries again only a minute later, and until then this replica's record is
+        # missing, so a second replica would not pause for it. One try only: start-up (and with it
+        # Kopf's liveness endpoint) must not wait for an API server that is away.
+        state.record(await asyncio.to_thread(readiness.run_steps, steps))
+        tasks.append(asyncio.create_task(readiness.keep_checking(steps, state)))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_api_checks(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in servers:
+            await server.cleanup()
+
+
+def peering_priority(options: RunOptions) -> int | None:
+    if options.peering is None:
+        return None  # standalone: Kopf ignores it
+    if options.priority is not None:
+        return options.priority
+    return peering.default_priority(time.time_ns() // 1_000_000, random.Random())
+
+
+def run(registry: kopf.OperatorRegistry, options: RunOptions, kube: Kube, plural: str) -> None:
+    """Run the controller until stopped. ``kube`` and ``plural`` (the orderflow.dev kind the
+    controller owns) serve the API check behind readiness and create the peering objects."""
+    register_login(registry)
+
+    @kopf.on.startup(registry=registry)
+    def scanning(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Watching listed namespaces needs no cluster-wide access, so ask for none: Kopf's scanning
+        # would list namespaces and watch CRDs. Cluster-wide, scanning stays on so that a CRD
+        # installed after the controller (e.g. the other chart's) is noticed without a restart.
+        settings.scanning.disabled = not options.clusterwide
+
+    setup_logging(options)
+    started = threading.Event()  # Kopf raises it once its start-up handlers have run
+    if options.readiness or options.peering:
+        register_api_checks(registry, api_check_steps(kube, plural, options), started, options.readiness)
+    priority = peering_priority(options)
+    message, fields = startup_line(options, priority)
+    log.info("%s", message, extra={"data": fields})  # with peering, the priority: the highest works
+    metrics.serve(options.metrics_port, options.metrics_bind_address)
+    began = time.monotonic()
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=options.peering is None,
+            peering_name=options.peering,
+            priority=priority,
+            clusterwide=options.clusterwide,
+            namespaces=options.namespaces,
+            liveness_endpoint=options.liveness,
+            ready_flag=started,
+        )
+    finally:
+        # Kopf returns once a SIGTERM or SIGINT has stopped it and its clean-up has run; the
+        # line says the process ended on purpose, as opposed to a log that just stops.
+        ran = time.monotonic() - began
+        log.info(
+            "stopped %s after %.1fs",
+            options.controller,
+            ran,
+            extra={"data": {"controller": options.controller, "uptimeSeconds": round(ran, 1)}},
+        )

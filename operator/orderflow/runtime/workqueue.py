@@ -1,0 +1,172 @@
+"""A level-triggered reconcile loop on top of Kopf's watches, shared by both controllers.
+
+Kopf watches the resources and calls ``@kopf.on.event`` handlers, which write nothing to the
+objects (no finalizer, no annotations). Those handlers only store the latest body and add the
+object's key to this queue. Workers take keys and call the controller's reconcile function, which
+reads the latest state, decides, writes, and says when to look again.
+
+Why not Kopf's daemons or timers: they need a finalizer on every object (one more write each, and
+an object that cannot be deleted while its controller is down) and have no "wake me in N
+seconds, or sooner if the object changes" primitive. The queue has the semantics of client-go's
+workqueue, written out here because no maintained asyncio package provides them:
+- a key is reconciled by one worker at a time; adds while it runs fold into one more run;
+- ``add_after`` keeps only the earliest pending wake-up per key;
+- a reconcile that raises is retried with exponential backoff, at most ``max_retries`` times,
+  then left until the object changes again (never retried forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from orderflow.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+Reconcile = Callable[[K], Awaitable[float | None]]
+"""Reconcile one key; return seconds until it should be looked at again, or None."""
+
+
+class WorkQueue(Generic[K]):
+    """``name`` labels the queue's metrics: the controller's (``name`` on client-go's workqueue
+    metrics, ``controller`` on controller-runtime's reconcile metrics, as Go controllers do)."""
+
+    def __init__(
+        self,
+        name: str,
+        reconcile: Reconcile[K],
+        workers: int = 4,
+        base_backoff: float = 0.5,
+        max_backoff: float = 60.0,
+        max_retries: int = 10,
+    ) -> None:
+        self.name = name
+        self._reconcile = reconcile
+        self.workers = workers
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._max_retries = max_retries
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._failures: dict[K, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._added_at: dict[K, float] = {}  # when each waiting key was added: its queue time
+        self._running: dict[K, float] = {}  # when each running reconcile started
+
+    # -- what the metrics read (orderflow.runtime.metrics.QueueState) ----------------------------------
+
+    def depth(self) -> int:
+        """Keys waiting for a worker, those added again while they run included (client-go's depth)."""
+        return len(self._dirty)
+
+    def running_since(self) -> list[float]:
+        return list(self._running.values())
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def add(self, key: K) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        metrics.WORKQUEUE_ADDS.labels(self.name).inc()
+        self._added_at.setdefault(key, time.monotonic())
+        if key not in self._processing:
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        due = time.monotonic() + delay
+        pending = self._timers.get(key)
+        if pending and pending[0] <= due:
+            return  # an earlier wake-up is already set
+        if pending:
+            pending[1].cancel()
+        handle = asyncio.get_running_loop().call_later(delay, self._fire, key)
+        self._timers[key] = (due, handle)
+
+    def forget(self, key: K) -> None:
+        """Drop pending wake-ups and the failure count, e.g. when the object is gone."""
+        pending = self._timers.pop(key, None)
+        if pending:
+            pending[1].cancel()
+        self._failures.pop(key, None)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work(), name=f"{self.name}-{i}") for i in range(self.workers)]
+        metrics.track_queue(self)
+
+    async def stop(self) -> None:
+        metrics.untrack_queue(self)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            started = time.monotonic()
+            added = self._added_at.pop(key, started)
+            metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(started - added)
+            self._dirty.discard(key)
+            self._processing.add(key)
+            self._running[key] = started
+            try:
+                again = await self._reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                metrics.RECONCILES.labels(self.name, "error").inc()
+                metrics.RECONCILE_ERRORS.labels(self.name).inc()
+                if failures <= self._max_retries:
+                    delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
+                    log.warning("reconcile of %s failed (%s); retry %d in %.1fs", key, exc, failures, delay)
+                    metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
+                    self.add_after(key, delay)
+                else:
+                    log.error("reconcile of %s failed %d times; waiting for a change: %s", key, failures, exc)
+            else:
+                self._failures.pop(key, None)
+                metrics.RECONCILES.labels(self.name, _result(again)).inc()
+                if again is not None:
+                    self.add_after(key, again)
+            finally:
+                elapsed = time.monotonic() - started
+                metrics.RECONCILE_SECONDS.labels(self.name).observe(elapsed)
+                metrics.WORKQUEUE_WORK_SECONDS.labels(self.name).observe(elapsed)
+                self._running.pop(key, None)
+                self._processing.discard(key)
+                if key in self._dirty:
+                    self._queue.put_nowait(key)
+
+
+def _result(again: float | None) -> str:
+    """controller-runtime's ``result`` label for a reconcile that returned ``again``."""
+    if again is None:
+        return "success"
+    return "requeue" if again <= 0 else "requeue_after"

@@ -1,0 +1,97 @@
+"""The work queue's semantics: one run per key at a time, folded duplicates, earliest wake-up, bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from orderflow.runtime.workqueue import WorkQueue
+
+R = TypeVar("R")
+
+
+def run(coro: Callable[[], Awaitable[R]]) -> R:
+    return asyncio.run(asyncio.wait_for(coro(), timeout=10))
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
+def test_adds_while_running_fold_into_one_more_run_and_never_overlap() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        runs: list[str] = []
+        active = 0
+        most = 0
+        release = asyncio.Event()
+
+        async def reconcile(key: str) -> None:
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            runs.append(key)
+            if len(runs) == 1:
+                await release.wait()
+            active -= 1
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=4)
+        queue.start()
+        queue.add("a")
+        await _until(lambda: len(runs) == 1)
+        for _ in range(5):
+            queue.add("a")  # while "a" runs: fold into exactly one more run
+        release.set()
+        await _until(lambda: len(runs) == 2)
+        await asyncio.sleep(0.05)
+        await queue.stop()
+        return runs, most
+
+    runs, most = run(scenario)
+    assert runs == ["a", "a"]
+    assert most == 1
+
+
+def test_only_the_earliest_wake_up_is_kept() -> None:
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        seen: list[float] = []
+
+        async def reconcile(key: str) -> None:
+            seen.append(loop.time() - start)
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile)
+        queue.start()
+        queue.add_after("a", 5.0)
+        queue.add_after("a", 0.05)
+        queue.add_after("a", 3.0)
+        await _until(lambda: bool(seen))
+        await asyncio.sleep(0.2)
+        await queue.stop()
+        return seen
+
+    seen = run(scenario)
+    assert len(seen) == 1
+    assert seen[0] < 1.0
+
+
+def test_failures_retry_with_backoff_and_then_stop() -> None:
+    async def scenario() -> int:
+        calls = 0
+
+        async def reconcile(key: str) -> None:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("boom")
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, base_backoff=0.001, max_backoff=0.002, max_retries=3)
+        queue.start()
+        queue.add("a")
+        await _until(lambda: calls >= 4)
+        await asyncio.sleep(0.1)
+        await queue.stop()
+        return calls
+
+    assert run(scenario) == 4  # the first try and three retries, then it waits for a change

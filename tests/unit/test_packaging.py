@@ -1,13 +1,16 @@
-"""The wheel a user (or the Dockerfile) installs: it requires what the controllers import and nothing
-that only tests or development use, and it carries its license."""
+"""The two wheels: orderflow, which a user (or the Dockerfile) installs, requires what the
+controllers import and carries no dev wing; orderflow-dev, which the `dev` extra brings, carries
+the dev wing alone and works installed, away from any checkout."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from email.message import Message
 from email.parser import Parser
@@ -20,8 +23,11 @@ from orderflow.dev.cluster import image
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "operator" / "orderflow"
-# Imported only by orderflow.dev.testing, the tests, bench/ or the development tools: never a runtime need.
+DEV_SOURCE = SOURCE / "dev"
+# Imported only by the dev wing, the tests or the development tools: never a runtime need.
 DEV_ONLY = {"pytest", "pytest-timeout", "hypothesis", "kubernetes", "import-linter", "ruff", "mypy", "py-spy"}
+
+Wheel = tuple[Message, list[str], Path]
 
 
 def _name(requirement: str) -> str:
@@ -31,19 +37,9 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match[0]).lower()
 
 
-@pytest.fixture(scope="module")
-def metadata(tmp_path_factory: pytest.TempPathFactory) -> tuple[Message, list[str]]:
-    """The METADATA and file list of a wheel built from exactly what the Dockerfile copies, so the
-    image's build context is proven sufficient too (and the work tree gets no build/ folder)."""
-    tree = tmp_path_factory.mktemp("project")
-    for source in image.copy_sources((ROOT / "Dockerfile").read_text()):
-        if (ROOT / source).is_dir():
-            shutil.copytree(ROOT / source, tree / source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(ROOT / source, tree / source)
-    out = tmp_path_factory.mktemp("wheel")
+def _wheel(project: Path, out: Path) -> Wheel:
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(tree)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(project)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,11 +47,45 @@ def metadata(tmp_path_factory: pytest.TempPathFactory) -> tuple[Message, list[st
     assert done.returncode == 0, done.stdout + done.stderr
     # No deprecation left for setuptools to warn about (the license table goes in 2027).
     assert "deprecated" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
-    (wheel,) = out.glob("orderflow-*.whl")
+    (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         (meta,) = [name for name in names if name.endswith(".dist-info/METADATA")]
-        return Parser().parsestr(archive.read(meta).decode()), names
+        return Parser().parsestr(archive.read(meta).decode()), names, wheel
+
+
+def _copy(paths: list[str], tree: Path) -> None:
+    for source in paths:
+        target = tree / source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(ROOT / source, target)
+
+
+@pytest.fixture(scope="module")
+def runtime_wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
+    """orderflow's wheel, built from exactly the image's build context, so that context is proven
+    sufficient too (and the work tree gets no build/ folder)."""
+    tree = tmp_path_factory.mktemp("project")
+    for relative in image.context_files(ROOT):
+        (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, tree / relative)
+    return _wheel(tree, tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def dev_wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
+    """orderflow-dev's wheel, built from its project folder beside the shared source tree."""
+    tree = tmp_path_factory.mktemp("project-dev")
+    _copy(["packaging/orderflow-dev", "operator"], tree)
+    return _wheel(tree / "packaging" / "orderflow-dev", tmp_path_factory.mktemp("wheel-dev"))
+
+
+@pytest.fixture
+def metadata(runtime_wheel: Wheel) -> tuple[Message, list[str]]:
+    return runtime_wheel[0], runtime_wheel[1]
 
 
 def _runtime_requirements(meta: Message) -> set[str]:
@@ -65,8 +95,9 @@ def _runtime_requirements(meta: Message) -> set[str]:
 def test_the_wheel_requires_nothing_only_tests_use(metadata: tuple[Message, list[str]]) -> None:
     meta, _ = metadata
     assert _runtime_requirements(meta) & DEV_ONLY == set()
-    test_extra = {_name(v) for v in meta.get_all("Requires-Dist", []) if 'extra == "test"' in v}
-    assert {"pytest", "kubernetes"} <= test_extra  # what orderflow.dev.testing needs, named in its ImportError
+    dev_extra = [v for v in meta.get_all("Requires-Dist", []) if 'extra == "dev"' in v]
+    assert [_name(v) for v in dev_extra] == ["orderflow-dev"]
+    assert f"orderflow-dev=={meta['Version']}" in dev_extra[0].replace(" ", "")  # the same release, always
 
 
 def _runtime_imports(node: ast.AST) -> set[str]:
@@ -84,9 +115,8 @@ def _runtime_imports(node: ast.AST) -> set[str]:
 def test_the_runtime_requirements_are_what_the_runtime_code_imports(metadata: tuple[Message, list[str]]) -> None:
     imported: set[str] = set()
     for path in SOURCE.rglob("*.py"):
-        if "testing" in path.relative_to(SOURCE).parts:  # the pytest plugin: the `test` extra
-            continue
-        imported |= _runtime_imports(ast.parse(path.read_text()))
+        if not path.is_relative_to(DEV_SOURCE):  # the dev wing: orderflow-dev's requirements
+            imported |= _runtime_imports(ast.parse(path.read_text()))
     third_party = imported - set(sys.stdlib_module_names) - {"orderflow", "__future__"}
     distributions = packages_distributions()
     needed = {_name(distributions[module][0]) for module in third_party}
@@ -109,4 +139,81 @@ def test_the_pytest_plugin_without_its_extra_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "ImportError" in done.stderr
-    assert "pip install 'orderflow[test]'" in done.stderr
+    assert "pip install 'orderflow[dev]'" in done.stderr
+
+
+def test_the_runtime_wheel_carries_no_dev_wing(runtime_wheel: Wheel) -> None:
+    _, names, _ = runtime_wheel
+    assert "orderflow/cli.py" in names
+    assert "orderflow/runtime/workqueue.py" in names
+    assert [n for n in names if n.startswith("orderflow/dev/")] == []
+
+
+def test_the_dev_wheel_carries_the_dev_wing_alone(runtime_wheel: Wheel, dev_wheel: Wheel) -> None:
+    meta, names, _ = dev_wheel
+    files = [n for n in names if ".dist-info/" not in n]
+    assert files
+    assert all(n.startswith("orderflow/dev/") for n in files)  # never orderflow/__init__.py
+    assert {"orderflow/dev/cluster/pause/main.go", "orderflow/dev/testing/plugin.py"} <= set(files)
+    assert not {n for n in files if n.endswith(".py")} - {
+        p.relative_to(SOURCE.parent).as_posix() for p in DEV_SOURCE.rglob("*.py")
+    }
+    assert meta["Version"] == runtime_wheel[0]["Version"]
+    assert f"orderflow=={meta['Version']}" in [v.replace(" ", "") for v in meta.get_all("Requires-Dist", [])]
+
+
+def test_the_dev_wing_requires_what_it_imports_beyond_the_runtime(runtime_wheel: Wheel, dev_wheel: Wheel) -> None:
+    imported: set[str] = set()
+    for path in DEV_SOURCE.rglob("*.py"):
+        imported |= _runtime_imports(ast.parse(path.read_text()))
+    third_party = imported - set(sys.stdlib_module_names) - {"orderflow", "__future__"}
+    distributions = packages_distributions()
+    needed = {_name(distributions[module][0]) for module in third_party}
+    provided = _runtime_requirements(runtime_wheel[0]) | _runtime_requirements(dev_wheel[0])
+    assert not needed - provided, f"imported by orderflow.dev, add to orderflow-dev's dependencies: {needed - provided}"
+
+
+def _run_installed(target: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run with ``target`` as the only orderflow: ``-S`` skips the .pth files that point at
+    this checkout (the editable installs), and this environment's site-packages still serves the
+    rest (kopf, pytest, ...)."""
+    path = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=target
+    )
+
+
+def _install(wheels: list[Path], target: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), *map(str, wheels)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_plain_install_cannot_import_the_dev_wing(runtime_wheel: Wheel, tmp_path: Path) -> None:
+    _install([runtime_wheel[2]], tmp_path)
+    done = _run_installed(tmp_path, "import orderflow, orderflow.cli; print(orderflow.__file__); import orderflow.dev")
+    assert done.stdout.startswith(str(tmp_path)), done.stdout + done.stderr
+    assert "No module named 'orderflow.dev'" in done.stderr
+
+
+def test_the_installed_dev_wing_works_away_from_a_checkout(
+    runtime_wheel: Wheel, dev_wheel: Wheel, tmp_path: Path
+) -> None:
+    _install([runtime_wheel[2], dev_wheel[2]], tmp_path)
+    code = """
+import orderflow.dev, orderflow.dev.testing.plugin
+from importlib.resources import files
+from orderflow.dev import checkout, manifests
+assert checkout() is None, checkout()
+assert [c["spec"]["names"]["kind"] for c in manifests.crds()] == ["Order", "Fulfillment"]
+assert files("orderflow.dev.cluster").joinpath("pause", "main.go").is_file()
+print(orderflow.dev.__file__)
+"""
+    done = _run_installed(tmp_path, code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(str(tmp_path)), done.stdout

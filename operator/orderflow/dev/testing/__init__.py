@@ -11,6 +11,6 @@ _missing = [name for name in _NEEDS if find_spec(name) is None]
 if _missing:
     raise ImportError(
         f"orderflow.dev.testing (the pytest plugin) needs {' and '.join(_missing)}: "
-        "install the `test` extra, pip install 'orderflow[test]'",
+        "install the dev wing, pip install 'orderflow[dev]'",
         name=_missing[0],
     )

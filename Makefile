@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools node-tools image e2e test unit integration faults node lint typecheck crds check-crds demo bench clean
+.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench clean
 
 all: test
 
@@ -41,8 +41,8 @@ e2e: node-tools
 	$(BIN)/python -m orderflow.dev.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -55,6 +55,10 @@ check-crds: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The house plan: api < runtime < the controllers < cli < dev, and pure cores (also in tests/unit).
+contracts: $(STAMP)
+	$(BIN)/lint-imports
 
 integration: tools
 	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)

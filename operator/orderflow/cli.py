@@ -51,19 +51,21 @@ def _run(args: argparse.Namespace) -> int:
     # Readiness lists the kind the controller owns, not the other one: the order controller runs,
     # and is ready, without the Fulfillment CRD (its Orders then report the missing API).
     if args.controller == "fulfillment":
+        from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
         from orderflow.fulfillment import controller as fulfillment
 
         fc = fulfillment.FulfillmentController(kube, args.step_seconds, args.workers, args.ttl)
         options.controller = fulfillment.COMPONENT
         options.settings = {"workers": args.workers, "stepSeconds": args.step_seconds}
-        run(fulfillment.build_registry(fc), options, kube, fulfillment.PLURAL)
+        run(fulfillment.build_registry(fc), options, kube, FULFILLMENTS)
     else:
+        from orderflow.api.order import PLURAL as ORDERS
         from orderflow.order import controller as order
 
         oc = order.OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl)
         options.controller = order.COMPONENT
         options.settings = {"workers": args.workers, "ackTimeoutSeconds": args.ack_timeout}
-        run(order.build_registry(oc), options, kube, order.ORDERS)
+        run(order.build_registry(oc), options, kube, ORDERS)
     return 0
 
 

@@ -13,7 +13,7 @@ import asyncio
 import copy
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -58,7 +58,7 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 class MemoryApi:
-    """What the controllers ask of the API server (orderflow.runtime.client.AsyncKube's calls), in memory:
+    """What the controllers ask of the API server (orderflow.runtime.client.KubeClient), in memory:
     resourceVersion checked on patches that carry one, generation moved by spec changes only,
     the status subresource writing only status, every change delivered to the watchers."""
 
@@ -108,7 +108,7 @@ class MemoryApi:
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.objects[(plural, namespace, name)])
 
-    # -- AsyncKube's interface -----------------------------------------------------------------
+    # -- KubeClient's calls ---------------------------------------------------------------------
 
     async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get((plural, namespace, name))
@@ -122,10 +122,13 @@ class MemoryApi:
     ) -> dict[str, Any]:
         return self.change(plural, namespace, name, patch, subresource)
 
-    async def delete(self, plural: str, namespace: str, name: str) -> None:
+    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        stored = self.objects.get((plural, namespace, name))
+        if stored is not None and resource_version not in (None, stored["metadata"]["resourceVersion"]):
+            raise Conflict(409, "Conflict", "the object has been modified")  # a precondition, as the API server's
         self.objects.pop((plural, namespace, name), None)
 
-    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append({"kind": obj.get("kind", "?"), "type": type_, "reason": reason, "message": message})
 
 
@@ -150,7 +153,7 @@ def run_flow(api: MemoryApi) -> None:
     async def scenario() -> None:
         orders = OrderController(Kube(api=None), ack_timeout=30, workers=2)
         fulfillments = FulfillmentController(Kube(api=None), step_seconds=0, workers=2)
-        orders.kube = fulfillments.kube = api  # type: ignore[assignment]
+        orders.kube = fulfillments.kube = api
         api.watchers[ORDERS].append(orders.observe_order)
         api.watchers[FULFILLMENTS] += [orders.observe_fulfillment, fulfillments.observe]
         orders.queue.start()

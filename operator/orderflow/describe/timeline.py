@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from orderflow.api.common import GROUP, HISTORY_LIMIT, Condition, ConditionStatus, HistoryEntry, ShippingAddress
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderStatus
+from orderflow.runtime.reading import lenient
 
 ORDER, FULFILLMENT = "Order", "Fulfillment"
 SUBJECTS = {"order": ORDER, "fulfillment": FULFILLMENT}
@@ -408,10 +409,7 @@ def _parse(model: type[M], raw: Any, what: str, notes: list[str]) -> M:
 
 
 def _address(raw: Any) -> ShippingAddress | None:
-    try:
-        return ShippingAddress.model_validate(raw) if raw else None
-    except ValidationError:
-        return None
+    return lenient(ShippingAddress, raw, None) if raw else None
 
 
 def one_line(address: ShippingAddress) -> str:

@@ -19,11 +19,15 @@ from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
-from orderflow.runtime.client import AsyncKube, Conflict, Kube, NotFound, merge_patch
+from orderflow.runtime.client import AsyncKube, Conflict, Kube, KubeClient
 from orderflow.runtime.logs import log_decision
+from orderflow.runtime.reading import generation_of, status_of
 from orderflow.runtime.runner import controller_registry
-from orderflow.runtime.status import CONFLICT_RETRY_SECONDS
-from orderflow.runtime.workqueue import WorkQueue
+from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWriter
+from orderflow.runtime.workqueue import WorkQueue, observe
+
+# What `orderflow run` reads here: PLURAL is the kind its readiness check lists.
+__all__ = ["COMPONENT", "PLURAL", "FulfillmentController", "build_registry"]
 
 COMPONENT = "fulfillment-controller"
 log = logging.getLogger("orderflow.fulfillment")
@@ -31,7 +35,8 @@ log = logging.getLogger("orderflow.fulfillment")
 
 class FulfillmentController:
     def __init__(self, kube: Kube, step_seconds: float, workers: int = 4, default_ttl: int | None = None) -> None:
-        self.kube = AsyncKube(kube, COMPONENT)
+        self.kube: KubeClient = AsyncKube(kube, COMPONENT)
+        self.status_writer = StatusWriter(PLURAL, COMPONENT, log)
         # The default duration of each step, for Fulfillments that set none.
         self.step_times = workflow.StepTimes(picking=step_seconds, packing=step_seconds)
         self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
@@ -40,13 +45,7 @@ class FulfillmentController:
         metrics.count_phases(COMPONENT, "Fulfillment", self.store.values)
 
     def observe(self, event_type: str | None, body: Any) -> None:
-        key = ObjectKey.of(body)
-        if event_type == "DELETED":
-            self.store.remove(key)
-            self.queue.forget(key)
-            return
-        self.store.put(body)
-        self.queue.add(key)
+        observe(self.store, self.queue, event_type, body)
 
     async def reconcile(self, key: ObjectKey) -> float | None:
         body = self.store.get(key)
@@ -56,11 +55,12 @@ class FulfillmentController:
         try:
             observed = _parse(body)
         except ValidationError as exc:
-            return await self._write(body, workflow.reject_spec(_status_of(body), _generation(body), exc, now))
+            before = status_of(body, FulfillmentStatus)
+            return await self._write(body, before, workflow.reject_spec(before, generation_of(body), exc, now))
         decision = workflow.decide(observed, now, self.step_times, self.default_ttl)
         if decision.expired:
             return await self._expire(body)
-        return await self._write(body, decision, before=observed.status)
+        return await self._write(body, observed.status, decision)
 
     async def _expire(self, body: dict[str, Any]) -> float | None:
         meta = body["metadata"]
@@ -74,27 +74,19 @@ class FulfillmentController:
         return None
 
     async def _write(
-        self, body: dict[str, Any], decision: workflow.Decision, before: FulfillmentStatus | None = None
+        self, body: dict[str, Any], before: FulfillmentStatus, decision: workflow.Decision
     ) -> float | None:
-        before = before if before is not None else _status_of(body)
-        if decision.changed(before):
-            meta = body["metadata"]
-            patch = {
-                "metadata": {"resourceVersion": meta["resourceVersion"]},
-                "status": merge_patch(body.get("status") or {}, decision.status.wire()),
-            }
-            try:
-                updated = await self.kube.patch(PLURAL, meta["namespace"], meta["name"], patch, "status")
-            except Conflict:
-                # Decided on a version that is no longer current: the watch brings the newer one
-                # and its event reconciles again (the store is fed by the watch only).
-                metrics.CONFLICTS.labels(COMPONENT).inc()
-                return CONFLICT_RETRY_SECONDS
-            except NotFound:
-                return None
+        """Write the decided status; only a written one is counted, logged and told in Events
+        (posted on the object as written): every Event here tells of a change of the status."""
+        write = await self.status_writer.write(self.kube, body, before, decision.status)
+        if write.outcome is Outcome.CONFLICT:
+            return write.retry_after
+        if write.outcome is Outcome.GONE:
+            return None
+        if write.body is not None:  # written
             _count_transitions(decision)
             for event in decision.events:
-                self.kube.event(updated, event.type, event.reason, event.message)
+                self.kube.event(write.body, event.type, event.reason, event.message)
             log_decision(
                 log,
                 "Fulfillment",
@@ -104,18 +96,8 @@ class FulfillmentController:
                 transitions=decision.transitions,
                 events=decision.events,
             )
-        return decision.wake_after
-
-
-def _generation(body: dict[str, Any]) -> int:
-    return int(body["metadata"].get("generation", 1))
-
-
-def _status_of(body: dict[str, Any]) -> FulfillmentStatus:
-    try:
-        return FulfillmentStatus.model_validate(body.get("status") or {})
-    except ValidationError:
-        return FulfillmentStatus()
+        # Unchanged, written, or refused (StatusRejected: the next timed look tries again).
+        return decision.requeue_after
 
 
 def _parse(body: dict[str, Any]) -> workflow.Observed:
@@ -123,7 +105,7 @@ def _parse(body: dict[str, Any]) -> workflow.Observed:
     return workflow.Observed(
         name=meta["name"],
         uid=meta["uid"],
-        generation=_generation(body),
+        generation=generation_of(body),
         spec=FulfillmentSpec.model_validate(body.get("spec") or {}),
         status=FulfillmentStatus.model_validate(body.get("status") or {}),
     )

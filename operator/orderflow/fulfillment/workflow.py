@@ -22,7 +22,17 @@ from orderflow.api.fulfillment import (
     FulfillmentStatus,
     TimedStep,
 )
-from orderflow.runtime.conditions import describe_error, get_condition, set_condition
+from orderflow.runtime.conditions import (
+    NO_ERROR,
+    NOT_PAUSED,
+    Cond,
+    describe_error,
+    newly,
+    set_condition,
+    set_kstatus,
+    set_stalled,
+)
+from orderflow.runtime.events import Event
 
 Phase = FulfillmentPhase
 TOTAL_STEPS = len(STEPS) + 1  # the timed steps, then handing the parcel over (Shipped)
@@ -56,17 +66,10 @@ class Observed:
 
 
 @dataclasses.dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Decision:
     status: FulfillmentStatus
     events: tuple[Event, ...]
-    wake_after: float | None  # seconds until the running step ends; None when nothing is timed
+    requeue_after: float | None  # seconds until the running step ends; None when nothing is timed
     completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
     expired: bool = False  # finished and its time to live is over: delete it
@@ -148,9 +151,9 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, defa
     if left is None:
         return decision
     if left <= 0:
-        return dataclasses.replace(decision, expired=True, wake_after=None)
-    wake = left if decision.wake_after is None else min(left, decision.wake_after)
-    return dataclasses.replace(decision, wake_after=wake)
+        return dataclasses.replace(decision, expired=True, requeue_after=None)
+    requeue = left if decision.requeue_after is None else min(left, decision.requeue_after)
+    return dataclasses.replace(decision, requeue_after=requeue)
 
 
 def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> Decision:
@@ -211,24 +214,22 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> 
             s.paused = False
             draft.record(now, "Resumed", f"resumed {s.phase.value}")
 
-    wake_after = _advance(draft, observed, now, defaults)
+    requeue_after = _advance(draft, observed, now, defaults)
     inconsistent = _inconsistency(draft.status)
-    if inconsistent and _newly_stalled(observed.status, "InconsistentStatus"):
+    if inconsistent and newly(observed.status.conditions, "Stalled", ConditionStatus.TRUE, "InconsistentStatus"):
         draft.events.append(Event("Warning", "InconsistentStatus", inconsistent))
     _set_conditions(draft.status, observed.generation, refusals, now, spec, inconsistent)
     draft.status.observed_generation = observed.generation
     events = _one_event(draft.events)
-    before = get_condition(observed.status.conditions, "Accepted")
-    already_refused = before.message if before and before.status is ConditionStatus.FALSE else ""
     for reason, message in refusals:
-        # Warn once, when the refusal is new, not on every reconcile that still sees it. The
-        # condition names only the first refusal's reason but carries every refusal's message.
-        if message not in already_refused:
+        # Warn once, when the refusal is new. The condition names only the first refusal's
+        # reason but carries every refusal's message: each refusal is known by its message.
+        if newly(observed.status.conditions, "Accepted", ConditionStatus.FALSE, message=message):
             events.append(Event("Warning", reason, message))
     return Decision(
         status=draft.status,
         events=tuple(events),
-        wake_after=wake_after,
+        requeue_after=requeue_after,
         completed_steps=tuple(draft.completed_steps),
         transitions=tuple(draft.transitions),
     )
@@ -248,13 +249,11 @@ def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, no
     """A spec the schema let through but the workflow cannot use: say so, change nothing else."""
     new = status.model_copy(deep=True)
     message = f"spec cannot be used: {describe_error(error)}"
-    before = get_condition(status.conditions, "Stalled")
-    set_condition(new.conditions, "Stalled", ConditionStatus.TRUE, "InvalidSpec", message, generation, now)
-    set_condition(new.conditions, "Ready", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
-    set_condition(new.conditions, "Reconciling", ConditionStatus.FALSE, "InvalidSpec", message, generation, now)
+    set_stalled(new.conditions, generation, now, "InvalidSpec", message)  # Paused stays as it was
     new.observed_generation = generation
-    events = () if before and before.reason == "InvalidSpec" else (Event("Warning", "InvalidSpec", message),)
-    return Decision(status=new, events=events, wake_after=None)
+    warn = newly(status.conditions, "Stalled", ConditionStatus.TRUE, "InvalidSpec")
+    events = (Event("Warning", "InvalidSpec", message),) if warn else ()
+    return Decision(status=new, events=events, requeue_after=None)
 
 
 def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults: StepTimes) -> float | None:
@@ -295,11 +294,6 @@ def _inconsistency(s: FulfillmentStatus) -> str | None:
     return None
 
 
-def _newly_stalled(before: FulfillmentStatus, reason: str) -> bool:
-    previous = get_condition(before.conditions, "Stalled")
-    return previous is None or previous.status is not ConditionStatus.TRUE or previous.reason != reason
-
-
 def _set_conditions(
     s: FulfillmentStatus,
     generation: int,
@@ -314,6 +308,7 @@ def _set_conditions(
     T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
     running = s.phase in STEPS and not s.paused
 
+    ready: Cond
     if inconsistent:
         ready = (F, "InconsistentStatus", inconsistent)
     elif s.phase is Phase.SHIPPED:
@@ -330,8 +325,8 @@ def _set_conditions(
         ready = (T, "Paused", f"paused during {s.phase.value}, as spec.paused asked; set it to false to resume")
     else:
         ready = (F, "InProgress", f"{s.phase.value} in progress")
-    set_condition(s.conditions, "Ready", *ready, generation, now)
 
+    reconciling: Cond
     if running:
         reconciling = (T, "Progressing", f"{s.phase.value} in progress")
     elif s.paused and s.phase in STEPS:
@@ -340,20 +335,20 @@ def _set_conditions(
         reconciling = (F, "NotStarted", "waiting for spec.started")
     else:
         reconciling = (F, "Finished", f"the fulfillment is {s.phase.value}")
-    set_condition(s.conditions, "Reconciling", *reconciling, generation, now)
 
+    stalled: Cond
     if inconsistent:
         stalled = (T, "InconsistentStatus", inconsistent)
     elif s.phase is Phase.FAILED:
         stalled = (T, "Failed", s.failure_message or "failed")
     else:
-        stalled = (F, "NoError", "no error")
-    set_condition(s.conditions, "Stalled", *stalled, generation, now)
+        stalled = NO_ERROR
+    set_kstatus(s.conditions, generation, now, ready=ready, reconciling=reconciling, stalled=stalled)
 
     if s.paused:
         paused = (T, "PausedBySignal", f"paused during {s.phase.value}; set spec.paused=false to resume")
     else:
-        paused = (F, "NotPaused", "not paused")
+        paused = NOT_PAUSED
     set_condition(s.conditions, "Paused", *paused, generation, now)
 
     if refusals:

@@ -9,6 +9,7 @@ is all the two share.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +24,17 @@ from orderflow.api.order import OrderSpec, OrderStatus
 from orderflow.order import workflow
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
-from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, NotFound, merge_patch
+from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, KubeClient, NotFound
 from orderflow.runtime.conditions import describe_error, get_condition
+from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
+from orderflow.runtime.reading import generation_of, status_of
 from orderflow.runtime.runner import controller_registry
-from orderflow.runtime.status import CONFLICT_RETRY_SECONDS
-from orderflow.runtime.workqueue import WorkQueue
+from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, StatusWriter
+from orderflow.runtime.workqueue import WorkQueue, observe
+
+# What `orderflow run` reads here: ORDERS is the kind its readiness check lists.
+__all__ = ["COMPONENT", "ORDERS", "OrderController", "build_registry"]
 
 COMPONENT = "order-controller"
 log = logging.getLogger("orderflow.order")
@@ -48,7 +54,8 @@ class ActionResult:
 
 class OrderController:
     def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4, default_ttl: int | None = None) -> None:
-        self.kube = AsyncKube(kube, COMPONENT)
+        self.kube: KubeClient = AsyncKube(kube, COMPONENT)
+        self.status_writer = StatusWriter(ORDERS, COMPONENT, log)
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders = Store()
@@ -60,17 +67,13 @@ class OrderController:
     # -- what the watches deliver ------------------------------------------------------------
 
     def observe_order(self, event_type: str | None, body: Any) -> None:
-        key = ObjectKey.of(body)
-        if event_type == "DELETED":
-            self.orders.remove(key)
-            self.queue.forget(key)
-            return
-        self.orders.put(body)
-        self.queue.add(key)
+        observe(self.orders, self.queue, event_type, body)
 
     def observe_fulfillment(self, event_type: str | None, body: Any) -> None:
-        # Every Fulfillment, not only those naming an Order: one made by hand with an Order's name
-        # takes that name, and the Order must see it to say so (and to never touch it).
+        """Not ``observe``: a Fulfillment is not what this controller reconciles. Its event
+        reconciles the Order it names, and its deletion leaves that Order's wake-ups alone.
+        Every Fulfillment, not only those naming an Order: one made by hand with an Order's name
+        takes that name, and the Order must see it to say so (and to never touch it)."""
         key = ObjectKey.of(body)
         if event_type == "DELETED":
             self.fulfillments.remove(key)
@@ -89,10 +92,8 @@ class OrderController:
         try:
             order = _parse(body)
         except ValidationError as exc:
-            before = _status_of(body)
-            decision = workflow.invalid_spec(
-                before, int(body["metadata"].get("generation", 1)), describe_error(exc), now
-            )
+            before = status_of(body, OrderStatus)
+            decision = workflow.invalid_spec(before, generation_of(body), describe_error(exc), now)
             return await self._finish(body, before, decision, now)
 
         fkey = ObjectKey(key.namespace, workflow.fulfillment_name(key.name))
@@ -126,23 +127,25 @@ class OrderController:
         body: dict[str, Any],
         before: OrderStatus,
         decision: workflow.Decision,
-        now: Any,
+        now: datetime.datetime,
         done: Sequence[str] = (),
     ) -> float | None:
         """Write the decided status, then post its Events: an Event for a state never written
-        would tell of something that did not happen."""
+        would tell of something that did not happen. Unlike the fulfillment controller's, they
+        are posted also when the write changed nothing or could not be made (a 404, a refused
+        status): an Order's Events tell of actions too (a create, a signal), which happened."""
         key = ObjectKey.of(body)
         if decision.status is None:
             self._report(key, before, None, done, ())
             return decision.requeue_after
-        written, retry = await self._write_status(body, before, decision.status)
-        if retry is not None:
+        write = await self.status_writer.write(self.kube, body, before, decision.status)
+        if write.retry_after is not None:
             self._report(key, before, None, done, ())  # the actions happened; the status comes again
-            return retry
+            return write.retry_after
         self._observe_ack(before, decision.status, now)
         for event in decision.events:
             self.kube.event(body, event.type, event.reason, event.message)
-        self._report(key, before, decision.status if written else None, done, decision.events)
+        self._report(key, before, decision.status if write.written else None, done, decision.events)
         return decision.requeue_after
 
     def _report(
@@ -151,7 +154,7 @@ class OrderController:
         before: OrderStatus,
         written: OrderStatus | None,
         done: Sequence[str],
-        events: Sequence[workflow.Event],
+        events: Sequence[Event],
     ) -> None:
         """Count a phase change that was written, and log what the decision changed."""
         after = written.phase if written is not None else before.phase
@@ -219,38 +222,7 @@ class OrderController:
             return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
         return ActionResult(order_body=updated)
 
-    async def _write_status(
-        self, body: dict[str, Any], before: OrderStatus, status: OrderStatus
-    ) -> tuple[bool, float | None]:
-        """Write ``status`` if it changed: whether it was written, and when to look again if the
-        write must be decided again (a 409)."""
-        if status.wire() == before.wire():
-            return False, None
-        meta = body["metadata"]
-        patch = {
-            "metadata": {"resourceVersion": meta["resourceVersion"]},
-            "status": merge_patch(body.get("status") or {}, status.wire()),
-        }
-        try:
-            await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch, "status")
-        except Conflict:
-            # Decided on a version that is no longer current: the watch brings the newer one.
-            metrics.CONFLICTS.labels(COMPONENT).inc()
-            return False, CONFLICT_RETRY_SECONDS
-        except NotFound:
-            return False, None
-        except ApiError as exc:
-            if exc.code not in (400, 422):
-                raise
-            # The schema refuses the status itself (an older CRD, say): it cannot carry a
-            # condition, so the Event is where it shows. Retrying would be refused the same way.
-            # (orderflow.runtime.client has replaced the values the message quoted: no personal data.)
-            self.kube.event(body, "Warning", "StatusRejected", f"the API server refused the status: {exc.message}")
-            log.warning("status of %s/%s refused: %s", meta["namespace"], meta["name"], exc.message)
-            return False, None
-        return True, None
-
-    def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: Any) -> None:
+    def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: datetime.datetime) -> None:
         was = get_condition(before.conditions, "SignalsAcknowledged")
         acked = get_condition(after.conditions, "SignalsAcknowledged")
         if acked and acked.status == "True" and (was is None or was.status != "True") and after.signals:
@@ -259,23 +231,15 @@ class OrderController:
                 metrics.SIGNAL_ACK_SECONDS.labels(COMPONENT).observe(max(0.0, (now - sent).total_seconds()))
 
 
-def _status_of(body: dict[str, Any]) -> OrderStatus:
-    """The status as far as it can be read: one this version cannot read counts as not reported."""
-    try:
-        return OrderStatus.model_validate(body.get("status") or {})
-    except ValidationError:
-        return OrderStatus()
-
-
 def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
     meta = body["metadata"]
     return workflow.ObservedOrder(
         name=meta["name"],
         namespace=meta["namespace"],
         uid=meta["uid"],
-        generation=int(meta.get("generation", 1)),
+        generation=generation_of(body),
         spec=OrderSpec.model_validate(body.get("spec") or {}),
-        status=_status_of(body),
+        status=status_of(body, OrderStatus),
         deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=workflow.FINALIZER in meta.get("finalizers", []),
     )

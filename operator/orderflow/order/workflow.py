@@ -14,8 +14,6 @@ import datetime
 import hashlib
 from typing import Any
 
-from pydantic import ValidationError
-
 from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, seconds_until_expiry
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
 from orderflow.api.fulfillment import FulfillmentStatus
@@ -27,7 +25,9 @@ from orderflow.api.order import (
     OrderStatus,
     SentSignals,
 )
-from orderflow.runtime.conditions import get_condition, set_condition
+from orderflow.runtime.conditions import NOT_PAUSED, Cond, get_condition, newly, set_condition, set_kstatus
+from orderflow.runtime.events import Event
+from orderflow.runtime.reading import generation_of, lenient, status_of
 
 FINALIZER = "order-controller.orderflow.dev/deletion-policy"
 API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used
@@ -58,26 +58,22 @@ class ObservedFulfillment:
     order_uid: str | None
     paused: bool
     cancelled: bool
-    shipping_address: dict[str, Any]
+    shipping_address: ShippingAddress | None  # None: missing, or not readable by this version
     status: FulfillmentStatus
     ttl_seconds_after_finished: int | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ObservedFulfillment:
         meta, spec = body["metadata"], body.get("spec") or {}
-        try:
-            status = FulfillmentStatus.model_validate(body.get("status") or {})
-        except ValidationError:  # a newer or broken status: treat as not reported yet
-            status = FulfillmentStatus()
         return cls(
             name=meta["name"],
             uid=meta.get("uid", ""),
-            generation=int(meta.get("generation", 1)),
+            generation=generation_of(body),
             order_uid=(spec.get("orderRef") or {}).get("uid"),
             paused=bool(spec.get("paused", False)),
             cancelled=bool(spec.get("cancelled", False)),
-            shipping_address=spec.get("shippingAddress") or {},
-            status=status,
+            shipping_address=lenient(ShippingAddress, spec.get("shippingAddress") or {}, None),
+            status=status_of(body, FulfillmentStatus),  # a newer or broken status: not reported yet
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
         )
 
@@ -127,13 +123,6 @@ class DeleteOrder:
 
 
 Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | RemoveFinalizer | DeleteOrder
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +234,7 @@ def _decide(
             message = "; ".join(problems)
             status.phase = OrderPhase.INVALID
             _conditions(status, gen, now, ready=(F, "InvalidSpec", message), stalled=(T, "InvalidSpec", message))
-            if _newly(order.status, "Stalled", "InvalidSpec"):
+            if newly(order.status.conditions, "Stalled", T, "InvalidSpec"):
                 events.append(Event("Warning", "InvalidSpec", message))
             return _done(order, status, actions, events)
         if order.spec.cancelled:
@@ -291,7 +280,7 @@ def _decide(
         status.signals = SentSignals(
             paused=fulfillment.paused,
             cancelled=fulfillment.cancelled,
-            shipping_address=_address_or_none(fulfillment.shipping_address),
+            shipping_address=fulfillment.shipping_address,
             generation=fulfillment.generation,
             sent_at=now,
         )
@@ -378,14 +367,16 @@ def action_failed(
     else:
         reason, retry = "FulfillmentRejected", None
         message = f"the API server refused to {verb} Fulfillment {name} ({failure.code}): {failure.message}"
-    events = (Event("Warning", reason, message),) if _newly(before, "Stalled", reason) else ()
+    events = (Event("Warning", reason, message),) if newly(before.conditions, "Stalled", T, reason) else ()
     return Decision(status=blocked(before, order.generation, reason, message, now), events=events, requeue_after=retry)
 
 
 def invalid_spec(before: OrderStatus, generation: int, problem: str, now: datetime.datetime) -> Decision:
     """A spec the schema let through but this controller cannot read (an older CRD, say)."""
     message = f"spec cannot be used: {problem}"
-    events = (Event("Warning", "InvalidSpec", message),) if _newly(before, "Stalled", "InvalidSpec") else ()
+    events = (
+        (Event("Warning", "InvalidSpec", message),) if newly(before.conditions, "Stalled", T, "InvalidSpec") else ()
+    )
     return Decision(status=blocked(before, generation, "InvalidSpec", message, now), events=events)
 
 
@@ -461,7 +452,7 @@ def _missing(
         ready=(F, "FulfillmentMissing", message),
         stalled=(T, "FulfillmentMissing", message),
     )
-    if _newly(order.status, "Stalled", "FulfillmentMissing"):
+    if newly(order.status.conditions, "Stalled", T, "FulfillmentMissing"):
         events.append(Event("Warning", "FulfillmentMissing", message))
     return _done(order, status, actions, events)
 
@@ -495,7 +486,7 @@ def _stall(
     events: list[Event],
 ) -> Decision:
     """Stalled for ``reason``: a condition always, a Warning Event only when it is new."""
-    if _newly(order.status, "Stalled", reason):
+    if newly(order.status.conditions, "Stalled", T, reason):
         events.append(Event("Warning", reason, message))
     return _done(order, blocked(status, order.generation, reason, message, now), actions, events)
 
@@ -558,7 +549,7 @@ def _mirror(
     if inconsistent:
         message = f"Fulfillment {f.name} reports Shipped without a tracking number: its status was written by hand"
         ready, stalled = (F, "FulfillmentStatusInconsistent", message), (T, "FulfillmentStatusInconsistent", message)
-        if _newly(before, "Stalled", "FulfillmentStatusInconsistent"):
+        if newly(before.conditions, "Stalled", T, "FulfillmentStatusInconsistent"):
             events.append(Event("Warning", "FulfillmentStatusInconsistent", message))
     elif phase is OrderPhase.COMPLETED:
         ready = (T, "Completed", f"shipped; tracking number {fs.tracking_number}")
@@ -588,7 +579,7 @@ def _mirror(
         reconciling = (T, "Fulfilling", f"fulfillment {step}")
     paused = (T, "FulfillmentPaused", f"paused during {step}") if fs.paused else None
     _conditions(status, gen, now, ready=ready, reconciling=reconciling, stalled=stalled, paused=paused)
-    if refused and latest and _newly(before, "SignalsAccepted", latest.reason, status=F):
+    if refused and latest and newly(before.conditions, "SignalsAccepted", F, latest.reason):
         events.append(Event("Warning", latest.reason, f"the fulfillment refused a signal: {latest.message}"))
     set_condition(
         status.conditions,
@@ -645,14 +636,10 @@ def _acknowledgement(
         f"the fulfillment has not acknowledged the signal sent {waited:.0f}s ago "
         f"(generation {wanted}, acknowledged {acked_generation}); is the fulfillment controller running?"
     )
-    previous = get_condition(status.conditions, "SignalsAcknowledged")
-    if previous is None or previous.reason != "NotAcknowledged":
+    if newly(status.conditions, "SignalsAcknowledged", F, "NotAcknowledged"):
         events.append(Event("Warning", "NotAcknowledged", message))
     set_condition(status.conditions, "SignalsAcknowledged", F, "NotAcknowledged", message, gen, now)
     return None
-
-
-Cond = tuple[ConditionStatus, str, str]
 
 
 def _say_unacknowledged(status: OrderStatus, gen: int, now: datetime.datetime) -> None:
@@ -671,28 +658,14 @@ def _conditions(
     stalled: Cond | None = None,
     paused: Cond | None = None,
 ) -> None:
-    set_condition(status.conditions, "Ready", *ready, gen, now)
-    set_condition(status.conditions, "Reconciling", *(reconciling or (F, ready[1], ready[2])), gen, now)
-    set_condition(status.conditions, "Stalled", *(stalled or (F, "NoError", "no error")), gen, now)
-    set_condition(status.conditions, "Paused", *(paused or (F, "NotPaused", "not paused")), gen, now)
-
-
-def _newly(before: OrderStatus, type_: str, reason: str, status: ConditionStatus = T) -> bool:
-    previous = get_condition(before.conditions, type_)
-    return previous is None or previous.status != status or previous.reason != reason
+    set_kstatus(status.conditions, gen, now, ready=ready, reconciling=reconciling, stalled=stalled)
+    set_condition(status.conditions, "Paused", *(paused or NOT_PAUSED), gen, now)
 
 
 def _describe(field: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"{field}={str(value).lower()}"
     return f"{field} (changed)"
-
-
-def _address_or_none(raw: dict[str, Any]) -> ShippingAddress | None:
-    try:
-        return ShippingAddress.model_validate(raw)
-    except ValidationError:
-        return None
 
 
 def _done(

@@ -17,7 +17,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import pykube
@@ -232,6 +232,27 @@ class Kube:
                 "count": 1,
             },
         )
+
+
+class KubeClient(Protocol):
+    """What the controllers ask of the API server: ``AsyncKube``'s calls, and nothing more.
+
+    The controllers are typed against this, not against ``AsyncKube``, so a test's fake that
+    answers these calls (in memory, or holding one open) stands in for the API server without a
+    cast. Positional-only, as the controllers call them, so a fake may name its parameters freely.
+    """
+
+    async def find(self, plural: str, namespace: str, name: str, /) -> dict[str, Any] | None: ...
+
+    async def create(self, plural: str, namespace: str, body: dict[str, Any], /) -> dict[str, Any]: ...
+
+    async def patch(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any], subresource: str | None = None, /
+    ) -> dict[str, Any]: ...
+
+    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None, /) -> None: ...
+
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, /) -> None: ...
 
 
 class AsyncKube:

@@ -8,19 +8,10 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from orderflow.runtime.cache import ObjectKey
-
-
-class _Event(Protocol):
-    """An Event a core decided on (both cores have their own class of this shape)."""
-
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
+from orderflow.runtime.events import Event
 
 
 def log_decision(
@@ -31,7 +22,7 @@ def log_decision(
     phase_after: str,
     transitions: Sequence[str] = (),
     actions: Sequence[str] = (),
-    events: Iterable[_Event] = (),
+    events: Iterable[Event] = (),
 ) -> None:
     """One line for a decision that changed something: its phase change and transitions, the
     actions carried out, and the reasons of the Events it posted (not their messages: the Event

@@ -22,9 +22,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orderflow.runtime import metrics
+from orderflow.runtime.cache import ObjectKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -170,3 +171,17 @@ def _result(again: float | None) -> str:
     if again is None:
         return "success"
     return "requeue" if again <= 0 else "requeue_after"
+
+
+def observe(store: Store, queue: WorkQueue[ObjectKey], event_type: str | None, body: Any) -> None:
+    """What a watch event of the kind a controller reconciles does (the ``@kopf.on.event``
+    handler's whole job): the body into the store, then its key into the queue, so the reconcile
+    reads at least this version; a deletion takes the body out and drops the key's pending
+    wake-ups and failure count (its reconcile, if one is queued, finds nothing and stops)."""
+    key = ObjectKey.of(body)
+    if event_type == "DELETED":
+        store.remove(key)
+        queue.forget(key)
+        return
+    store.put(body)
+    queue.add(key)

@@ -35,7 +35,7 @@ class Clock:
         self.generation = 1
         self.status = FulfillmentStatus()
         self.events: list[str] = []
-        self.wake_after: float | None = None
+        self.requeue_after: float | None = None
 
     def signal(self, **fields: Any) -> Clock:
         self.spec = FulfillmentSpec.model_validate({**self.spec.wire(), **fields})
@@ -50,7 +50,7 @@ class Clock:
         decision = decide(Observed("f", "uid-1", self.generation, self.spec, self.status), self.now, STEPS)
         self.status = decision.status
         self.events += [e.reason for e in decision.events]
-        self.wake_after = decision.wake_after
+        self.requeue_after = decision.requeue_after
         return self
 
     @property
@@ -67,17 +67,17 @@ def test_not_started_stays_pending_and_reports_why() -> None:
     assert clock.phase is FulfillmentPhase.PENDING
     # Not started is what spec.started=false asks for: done, as kstatus reads Ready (docs/status.md).
     assert clock.condition("Ready") == ("True", "NotStarted")
-    assert clock.wake_after is None
+    assert clock.requeue_after is None
     assert clock.status.observed_generation == 1
 
 
 def test_runs_each_step_for_its_duration_then_ships() -> None:
     clock = Clock(started=True).reconcile()
     assert clock.phase is FulfillmentPhase.PICKING
-    assert clock.wake_after == 10
+    assert clock.requeue_after == 10
     assert clock.advance(9.9).phase is FulfillmentPhase.PICKING
     assert clock.advance(0.1).phase is FulfillmentPhase.PACKING
-    assert clock.wake_after == 20
+    assert clock.requeue_after == 20
     clock.advance(20)
     assert clock.phase is FulfillmentPhase.SHIPPED
     assert clock.status.tracking_number == tracking_number("uid-1")
@@ -112,11 +112,11 @@ def test_paused_time_is_not_counted() -> None:
     clock.signal(paused=True)
     assert clock.condition("Paused") == ("True", "PausedBySignal")
     assert clock.status.step_elapsed_seconds == 4
-    assert clock.wake_after is None
+    assert clock.requeue_after is None
     clock.advance(1000)
     assert clock.phase is FulfillmentPhase.PICKING
     clock.signal(paused=False)
-    assert clock.wake_after == 6
+    assert clock.requeue_after == 6
     assert clock.advance(5.9).phase is FulfillmentPhase.PICKING
     assert clock.advance(0.1).phase is FulfillmentPhase.PACKING
 
@@ -278,7 +278,7 @@ def test_a_running_step_without_a_clock_is_resumed_not_crashed() -> None:
     clock.status = clock.status.model_copy(update={"step_resumed_at": None, "step_elapsed_seconds": 4.0})
     clock.reconcile()
     assert clock.phase is FulfillmentPhase.PICKING
-    assert clock.wake_after == 6
+    assert clock.requeue_after == 6
 
 
 def test_two_refusals_at_once_each_warn_once() -> None:
@@ -334,7 +334,7 @@ def test_a_finished_fulfillment_is_due_its_time_to_live_after_it_finished() -> N
     assert clock.phase is FulfillmentPhase.SHIPPED
     decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
     assert not decision.expired
-    assert decision.wake_after == 100
+    assert decision.requeue_after == 100
     later = clock.now + datetime.timedelta(seconds=100)
     assert decide(Observed("f", "uid-1", 1, clock.spec, clock.status), later, STEPS).expired
 

@@ -33,13 +33,18 @@ class HeldCreate:
         await self.release.wait()
         return {**body, "metadata": {**body["metadata"], "uid": "f-uid", "resourceVersion": "10", "generation": 1}}
 
-    async def patch(self, plural: str, ns: str, name: str, patch: dict[str, Any], sub: str | None = None) -> Any:
+    async def patch(
+        self, plural: str, ns: str, name: str, patch: dict[str, Any], sub: str | None = None
+    ) -> dict[str, Any]:
         if sub == "status":
             self.status_patches.append(patch["status"])
         return {"metadata": {"name": name, "namespace": ns, "resourceVersion": "99", "generation": 1}}
 
     async def find(self, plural: str, namespace: str, name: str) -> None:
         return None
+
+    async def delete(self, plural: str, ns: str, name: str, resource_version: str | None = None) -> None:
+        raise AssertionError("nothing is deleted here")
 
     def event(self, *args: Any) -> None:
         pass
@@ -68,9 +73,9 @@ def shipped_fulfillment() -> dict[str, Any]:
 
 def test_a_create_response_does_not_hide_the_shipped_fulfillment_the_watch_delivered() -> None:
     async def scenario() -> list[dict[str, Any]]:
-        controller = OrderController(Kube(api=None), ack_timeout=30)  # type: ignore[arg-type]
+        controller = OrderController(Kube(api=None), ack_timeout=30)
         fake = HeldCreate()
-        controller.kube = fake  # type: ignore[assignment]
+        controller.kube = fake
         key = ObjectKey("ns", "o1")
         controller.observe_order(None, order_body())
         first = asyncio.create_task(controller.reconcile(key))

@@ -6,6 +6,7 @@ import datetime
 import re
 from typing import Any
 
+from orderflow.api.common import ShippingAddress
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
@@ -49,7 +50,7 @@ def fulfillment(
         order_uid=order_uid,
         paused=more.get("paused", False),
         cancelled=False,
-        shipping_address=ADDRESS,
+        shipping_address=ShippingAddress.model_validate(ADDRESS),
         status=FulfillmentStatus.model_validate(status),
     )
 
@@ -440,3 +441,20 @@ def test_the_cached_fulfillment_decides_exactly_as_the_whole_one() -> None:
         whole = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(body), T0, ACK)
         kept = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(cached), T0, ACK)
         assert whole == kept
+
+
+def test_a_fulfillment_is_read_as_far_as_it_can_be() -> None:
+    body = {
+        "metadata": {"name": "o1", "uid": "f-uid"},
+        "spec": {"orderRef": {"uid": "order-uid"}, "shippingAddress": ADDRESS},
+        "status": {"phase": "Packing", "observedGeneration": 1},
+    }
+    read = wf.ObservedFulfillment.from_body(body)
+    assert read.shipping_address == ShippingAddress.model_validate(ADDRESS)
+    assert read.status.phase.value == "Packing"
+    assert read.generation == 1
+    # A newer (or broken) status counts as not reported yet; an address it cannot read, as none.
+    unreadable = {**body, "spec": {"shippingAddress": {"city": "Leeds"}}, "status": {"phase": "Teleported"}}
+    read = wf.ObservedFulfillment.from_body(unreadable)
+    assert read.shipping_address is None
+    assert read.status == FulfillmentStatus()

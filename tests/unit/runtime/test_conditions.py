@@ -7,21 +7,36 @@ import datetime
 
 from pydantic import BaseModel, ValidationError
 
-from orderflow.runtime.conditions import describe_error, get_condition, set_condition
+from orderflow.api.common import Condition, ConditionStatus
+from orderflow.runtime.conditions import (
+    describe_error,
+    get_condition,
+    newly,
+    set_condition,
+    set_kstatus,
+    set_stalled,
+)
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 T1 = T0 + datetime.timedelta(seconds=5)
+T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+
+
+def read(conditions: list[Condition]) -> list[tuple[str, str, str, str, int | None]]:
+    return [(c.type, c.status.value, c.reason, c.message, c.observed_generation) for c in conditions]
 
 
 def test_a_condition_is_set_once_per_type_and_moves_its_time_only_on_a_status_change() -> None:
-    conditions: list = []
-    set_condition(conditions, "Ready", "False", "Picking", "picking", 1, T0)
-    set_condition(conditions, "Ready", "False", "Packing", "packing", 2, T1)
+    conditions: list[Condition] = []
+    set_condition(conditions, "Ready", F, "Picking", "picking", 1, T0)
+    set_condition(conditions, "Ready", F, "Packing", "packing", 2, T1)
     (ready,) = conditions
     assert (ready.reason, ready.observed_generation, ready.last_transition_time) == ("Packing", 2, T0)
-    set_condition(conditions, "Ready", "True", "Shipped", "shipped", 2, T1)
-    set_condition(conditions, "Stalled", "False", "Progressing", "", 2, T1)
-    assert get_condition(conditions, "Ready").last_transition_time == T1  # type: ignore[union-attr]
+    set_condition(conditions, "Ready", T, "Shipped", "shipped", 2, T1)
+    set_condition(conditions, "Stalled", F, "Progressing", "", 2, T1)
+    moved = get_condition(conditions, "Ready")
+    assert moved is not None
+    assert moved.last_transition_time == T1
     assert [c.type for c in conditions] == ["Ready", "Stalled"]
     assert get_condition(conditions, "Reconciling") is None
 
@@ -38,3 +53,41 @@ def test_a_validation_error_reads_as_one_clause_per_field() -> None:
     assert message.startswith("quantity: ")
     assert "; sku: Field required" in message
     assert describe_error(RuntimeError("plain")) == "plain"
+
+
+def test_kstatus_reads_all_three_with_false_unless_told() -> None:
+    conditions: list[Condition] = []
+    set_kstatus(conditions, 3, T0, ready=(F, "Fulfilling", "picking"))
+    assert read(conditions) == [
+        ("Ready", "False", "Fulfilling", "picking", 3),
+        ("Reconciling", "False", "Fulfilling", "picking", 3),
+        ("Stalled", "False", "NoError", "no error", 3),
+    ]
+    set_kstatus(conditions, 4, T1, ready=(F, "Fulfilling", "packing"), reconciling=(T, "Progressing", "packing"))
+    assert read(conditions)[1] == ("Reconciling", "True", "Progressing", "packing", 4)
+
+
+def test_stalled_is_neither_ready_nor_reconciling_and_leaves_the_rest_alone() -> None:
+    conditions: list[Condition] = []
+    set_condition(conditions, "Paused", T, "PausedBySignal", "paused", 1, T0)
+    set_stalled(conditions, 2, T1, "InvalidSpec", "spec cannot be used")
+    assert read(conditions) == [
+        ("Paused", "True", "PausedBySignal", "paused", 1),
+        ("Ready", "False", "InvalidSpec", "spec cannot be used", 2),
+        ("Reconciling", "False", "InvalidSpec", "spec cannot be used", 2),
+        ("Stalled", "True", "InvalidSpec", "spec cannot be used", 2),
+    ]
+
+
+def test_a_condition_is_new_until_it_already_says_the_same() -> None:
+    before: list[Condition] = []
+    assert newly(before, "Stalled", T, "InvalidSpec")
+    set_condition(before, "Stalled", T, "InvalidSpec", "spec cannot be used", 1, T0)
+    assert not newly(before, "Stalled", T, "InvalidSpec")
+    assert newly(before, "Stalled", T, "FulfillmentMissing")  # another reason
+    assert newly(before, "Stalled", F, "InvalidSpec")  # another status
+    assert not newly(before, "Stalled", T)  # any reason
+    # A condition that carries several refusals: each is known by its message.
+    set_condition(before, "Accepted", F, "CancelRefused", "cannot cancel; cannot move", 1, T0)
+    assert not newly(before, "Accepted", F, message="cannot move")
+    assert newly(before, "Accepted", F, message="cannot pause")

@@ -15,16 +15,12 @@ import pytest
 import orderflow
 from orderflow.order import workflow as wf
 from orderflow.runtime.cache import ObjectKey
+from orderflow.runtime.events import Event
 from orderflow.runtime.logs import KopfRetries, log_decision
 from orderflow.runtime.runner import RunOptions, setup_logging, startup_line
 
 RETRY = "Request attempt #1/9 failed; will retry: GET https://10.96.0.1/apis/orderflow.dev/v1alpha1/orders?watch=true"
 STORAGE = " -> APITooManyRequestsError(429, 'storage is (re)initializing')"
-
-
-class _Event:
-    def __init__(self, type_: str, reason: str) -> None:
-        self.type, self.reason = type_, reason
 
 
 @pytest.fixture
@@ -50,7 +46,7 @@ def decide(logger: str = "orderflow.fulfillment") -> None:
         "Pending",
         "Packing",
         transitions=("Started", "Picked"),
-        events=[_Event("Normal", "Picked")],
+        events=[Event("Normal", "Picked", "items picked; packing")],
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from orderflow.runtime.workqueue import WorkQueue
+from orderflow.runtime.cache import ObjectKey, Store
+from orderflow.runtime.workqueue import WorkQueue, observe
 
 R = TypeVar("R")
 
@@ -95,3 +96,41 @@ def test_failures_retry_with_backoff_and_then_stop() -> None:
         return calls
 
     assert run(scenario) == 4  # the first try and three retries, then it waits for a change
+
+
+class Recorded(WorkQueue[ObjectKey]):
+    """A queue that records what a watch event did to it, and what the store held at that moment."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__("observe-test", self._never)
+        self.store = store
+        self.calls: list[tuple[str, ObjectKey, dict[str, Any] | None]] = []
+
+    @staticmethod
+    async def _never(key: ObjectKey) -> None:
+        raise AssertionError("not started")
+
+    def add(self, key: ObjectKey) -> None:
+        self.calls.append(("add", key, self.store.get(key)))
+        super().add(key)
+
+    def forget(self, key: ObjectKey) -> None:
+        self.calls.append(("forget", key, self.store.get(key)))
+        super().forget(key)
+
+
+def test_a_watch_event_stores_the_body_before_it_queues_the_key_and_a_deletion_forgets_it() -> None:
+    store = Store()
+    queue = Recorded(store)
+    key = ObjectKey("ns", "w1")
+    body = {"metadata": {"name": "w1", "namespace": "ns", "resourceVersion": "3"}}
+    observe(store, queue, "ADDED", body)
+    observe(store, queue, None, {"metadata": {**body["metadata"], "resourceVersion": "4"}})  # the initial listing
+    observe(store, queue, "DELETED", body)
+    # The reconcile the key wakes reads at least the version that woke it.
+    assert [(what, k, stored and stored["metadata"]["resourceVersion"]) for what, k, stored in queue.calls] == [
+        ("add", key, "3"),
+        ("add", key, "4"),
+        ("forget", key, None),
+    ]
+    assert store.get(key) is None

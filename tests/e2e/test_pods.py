@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orderflow.dev import manifests
 from orderflow.dev.testing.plugin import REPO, Kubectl, wait_for
 
 from .conftest import INSTALLED, installed_namespaces
@@ -32,18 +33,7 @@ MiB = 1024 * 1024
 
 
 def order_manifest(name: str, steps: float = 1.0, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "orderflow.dev/v1alpha1",
-        "kind": "Order",
-        "metadata": {"name": name},
-        "spec": {
-            "customerEmail": "ada@example.com",
-            "items": [{"sku": "BOOK-1", "quantity": 1}],
-            "shippingAddress": {"name": "A", "street": "1 St", "city": "London", "postalCode": "N1", "country": "GB"},
-            "stepDurationSeconds": {"picking": steps, "packing": steps},
-            **spec,
-        },
-    }
+    return manifests.order(name, stepDurationSeconds={"picking": steps, "packing": steps}, **spec)
 
 
 def apply_orders(kubectl: Kubectl, namespace: str, names: list[str], steps: float = 1.0) -> None:

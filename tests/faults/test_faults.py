@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from orderflow.api.common import API_VERSION
+from orderflow.dev import manifests
 from orderflow.dev.cluster.controlplane import free_port
 from orderflow.dev.testing.plugin import Cluster, ControllerProcess, Controllers, CustomResources, Kubectl, wait_for
 
-ADDRESS = {"name": "Fault", "street": "1 Crash Lane", "city": "Berlin", "postalCode": "10115", "country": "DE"}
 PLAIN, RESUMED, CANCELLED = 30, 10, 10
 EXPECTED = {"plain": "Completed", "resumed": "Completed", "cancelled": "Cancelled"}
 
@@ -39,18 +38,13 @@ def rng() -> random.Random:
 
 
 def order(name: str, rng: random.Random, paused: bool) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Order",
-        "metadata": {"name": name, "labels": {"kind": name.split("-")[0]}},
-        "spec": {
-            "customerEmail": "fault@example.com",
-            "items": [{"sku": "FAULT-1", "quantity": 1}],
-            "shippingAddress": ADDRESS,
-            "paused": paused,
-            "stepDurationSeconds": {"picking": rng.uniform(0.5, 3), "packing": rng.uniform(0.5, 3)},
-        },
-    }
+    """Steps of random length, so the faults land at different moments of each workflow."""
+    return manifests.order(
+        name,
+        labels={"kind": name.split("-")[0]},
+        paused=paused,
+        stepDurationSeconds={"picking": rng.uniform(0.5, 3), "packing": rng.uniform(0.5, 3)},
+    )
 
 
 class Run:
@@ -67,8 +61,9 @@ class Run:
         )
 
     def start(self, which: str) -> None:
+        own = ["--ack-timeout", "5"] if which == "order" else []  # `run fulfillment` takes no --ack-timeout
         self.running[which] = self.controllers.start(
-            which, "--namespace", self.namespace, "--metrics-port", str(self.ports[which]), "--ack-timeout", "5"
+            which, "--namespace", self.namespace, "--metrics-port", str(self.ports[which]), *own
         )
 
     def kill(self, which: str) -> None:

@@ -13,12 +13,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from orderflow.dev import manifests
 from orderflow.dev.testing.plugin import REPO, Controllers, Kubectl, wait_for
 
-from .test_order_controller import order as order_manifest
 from .test_order_controller import patch
 
-PERSONAL = ("Ada", "Lovelace", "12 Square", "SW1Y", "London", "ada@example.com")
+EMAIL = "ada@example.com"
+ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
+PERSONAL = ("Ada", "Lovelace", "12 Square", "SW1Y", "London", EMAIL)  # what the timeline must never show
 BIN = Path(sys.executable).parent
 
 
@@ -37,7 +39,10 @@ def describe_json(env: dict[str, str], ns: str, target: str) -> dict[str, Any]:
 
 
 def order(name: str) -> dict[str, Any]:
-    return order_manifest(name, picking=3, packing=0.5)
+    """Picking long enough to pause in; personal data the story must leave out."""
+    return manifests.order(
+        name, customerEmail=EMAIL, shippingAddress=ADDRESS, stepDurationSeconds={"picking": 3, "packing": 0.5}
+    )
 
 
 def patch_order(kubectl: Kubectl, ns: str, name: str, spec: str) -> None:

@@ -6,25 +6,13 @@ import datetime
 import time
 from typing import Any
 
-from orderflow.api.common import API_VERSION
+from orderflow.dev import manifests
 from orderflow.dev.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
-
-ADDRESS = {"name": "Grace Hopper", "street": "1 Navy Yard", "city": "Arlington", "postalCode": "22202", "country": "US"}
 
 
 def fulfillment(name: str, picking: float, packing: float, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Fulfillment",
-        "metadata": {"name": name},
-        "spec": {
-            "items": [{"sku": "COBOL-MANUAL", "quantity": 1}],
-            "customerEmail": "grace@example.com",
-            "shippingAddress": ADDRESS,
-            "stepDurationSeconds": {"picking": picking, "packing": packing},
-            **spec,
-        },
-    }
+    """A Fulfillment made by hand, with the step durations each test needs."""
+    return manifests.fulfillment(name, stepDurationSeconds={"picking": picking, "packing": packing}, **spec)
 
 
 def patch(kubectl: Kubectl, ns: str, name: str, spec: str) -> None:
@@ -142,7 +130,7 @@ def test_signals_after_shipping_are_refused_with_a_condition_and_an_event(
         lambda s: "shipping address cannot change" in condition(s, "Accepted").get("message", ""),
         what="the address change to be refused",
     )
-    assert readdressed["shippingAddress"]["city"] == "Arlington"
+    assert readdressed["shippingAddress"]["city"] == manifests.ADDRESS["city"]  # the one it shipped to
     wait_for(
         lambda: events(kubectl, namespace, "parcel"),
         lambda r: {"CancelRefused", "AddressChangeRefused"} <= set(r),

@@ -8,7 +8,7 @@ import re
 import urllib.request
 from typing import Any
 
-from orderflow.api.common import API_VERSION
+from orderflow.dev import manifests
 from orderflow.dev.cluster.controlplane import free_port
 from orderflow.dev.testing.plugin import Controllers, Kubectl, wait_for
 
@@ -17,17 +17,10 @@ EMAIL = "ada@example.com"
 
 
 def order(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Order",
-        "metadata": {"name": name},
-        "spec": {
-            "customerEmail": EMAIL,
-            "items": [{"sku": "BOOK-1", "quantity": 1}],
-            "shippingAddress": ADDRESS,
-            "stepDurationSeconds": {"picking": 0.2, "packing": 0.2},
-        },
-    }
+    """Short steps; personal data that must not reach either log."""
+    return manifests.order(
+        name, customerEmail=EMAIL, shippingAddress=ADDRESS, stepDurationSeconds={"picking": 0.2, "packing": 0.2}
+    )
 
 
 def scrape(port: int) -> str:
@@ -106,9 +99,8 @@ def test_logs_from_start_to_sigterm_in_json_and_text_and_the_metrics(
     # Text: the same story, one line each.
     text = orders.log.read_text()
     first, *_, final = text.splitlines()
-    assert re.search(rf"INFO    orderflow\.runner: starting order-controller \S+: namespaces={namespace} ", first), (
-        first
-    )
+    started = rf"INFO    orderflow\.runtime\.runner: starting order-controller \S+: namespaces={namespace} "
+    assert re.search(started, first), first
     assert "workers=4 ackTimeoutSeconds=30.0 peering=standalone" in first
     assert re.search(
         rf"INFO    orderflow\.order: Order {namespace}/o-logs: Pending -> Fulfilling; added finalizer, "
@@ -116,7 +108,7 @@ def test_logs_from_start_to_sigterm_in_json_and_text_and_the_metrics(
         text,
     ), text
     assert f"INFO    orderflow.order: Order {namespace}/o-logs: Fulfilling -> Completed; events Completed\n" in text
-    assert re.search(r"INFO    orderflow\.runner: stopped order-controller after \d+\.\ds$", final), final
+    assert re.search(r"INFO    orderflow\.runtime\.runner: stopped order-controller after \d+\.\ds$", final), final
 
     # No personal data in either log.
     for log in (text, fulfillment.log.read_text()):

@@ -6,25 +6,13 @@ from typing import Any
 
 import pytest
 
-from orderflow.api.common import API_VERSION
+from orderflow.dev import manifests
 from orderflow.dev.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
-
-ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
 
 
 def order(name: str, picking: float = 0.2, packing: float = 0.2, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Order",
-        "metadata": {"name": name},
-        "spec": {
-            "customerEmail": "ada@example.com",
-            "items": [{"sku": "BOOK-1", "quantity": 1}],
-            "shippingAddress": ADDRESS,
-            "stepDurationSeconds": {"picking": picking, "packing": packing},
-            **spec,
-        },
-    }
+    """An Order whose steps are short unless a test needs time to act in them."""
+    return manifests.order(name, stepDurationSeconds={"picking": picking, "packing": packing}, **spec)
 
 
 def patch(kubectl: Kubectl, ns: str, kind: str, name: str, spec: str) -> None:
@@ -82,7 +70,7 @@ def test_signals_on_the_order_reach_the_fulfillment(
     assert condition(paused, "SignalsAcknowledged")["status"] == "True"
     assert get(crs, "fulfillments", "o1")["spec"]["paused"] is True
 
-    moved = {**ADDRESS, "city": "Leeds", "postalCode": "LS1 1AA"}
+    moved = {**manifests.ADDRESS, "city": "Leeds", "postalCode": "LS1 1AA"}
     kubectl.apply(order("o1", picking=3, packing=3, shippingAddress=moved, paused=True), "-n", namespace)
     wait_for(
         lambda: get(crs, "fulfillments", "o1").get("status", {}).get("shippingAddress", {}),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime
 import time
 
+from orderflow.dev import manifests
 from orderflow.dev.testing.plugin import Controllers, CustomResources, Kubectl, wait_for
 
-from .test_identity_and_status import hand_made
 from .test_order_controller import order
 
 
@@ -59,7 +59,9 @@ def test_the_default_applies_to_fulfillments_that_serve_no_order(
 ) -> None:
     controllers.start("fulfillment", "--namespace", namespace, "--ttl-seconds-after-finished", "0")
     controllers.start("order", "--namespace", namespace)
-    kubectl.apply(hand_made("alone", started=True, stepDurationSeconds={"picking": 0, "packing": 0}), "-n", namespace)
+    kubectl.apply(
+        manifests.fulfillment("alone", started=True, stepDurationSeconds={"picking": 0, "packing": 0}), "-n", namespace
+    )
     kubectl.apply(order("served", picking=0, packing=0), "-n", namespace)
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "order/served", "--timeout=60s")
     wait_for(lambda: exists(crs, "fulfillments", "alone"), lambda still: not still, what="the hand-made one to go")

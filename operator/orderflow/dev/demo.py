@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import yaml
 
 from orderflow.dev import manifests
 from orderflow.dev.cluster import controlplane, tools
+from orderflow.dev.harness import Controllers
 
 ORDER = manifests.example_order()["metadata"]["name"]
 BAR = 30
@@ -37,7 +37,7 @@ class Demo:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.env = dict(os.environ)
-        self.controllers: list[subprocess.Popen[bytes]] = []
+        self.controllers: Controllers | None = None  # once started
         self.tty = sys.stdout.isatty()
 
     def kubectl(self, *args: str, show: bool = False) -> str:
@@ -62,31 +62,14 @@ class Demo:
         return files
 
     def start_controllers(self) -> None:
-        logs = self.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        self.controllers = Controllers(self.env, self.state_dir / "logs")
         for which in ("fulfillment", "order"):
-            with (logs / f"{which}-controller.log").open("ab") as log:
-                self.controllers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "orderflow.cli", "run", which, "--namespace", "default"],
-                        env=self.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # Ctrl-C of the demo is not theirs to take
-                    )
-                )
-        say(f"Started the order and fulfillment controllers as two processes (logs in {logs}).")
+            self.controllers.start(which, "--namespace", "default")
+        say(f"Started the order and fulfillment controllers as two processes (logs in {self.controllers.log_dir}).")
 
     def stop_controllers(self) -> None:
-        for proc in self.controllers:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-        for proc in self.controllers:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if self.controllers is not None:
+            self.controllers.stop_all()
 
     def read(self) -> tuple[dict[str, Any], dict[str, Any]]:
         order = json.loads(self.kubectl("get", "order", ORDER, "-o", "json"))
@@ -177,11 +160,11 @@ def main(keep: bool, state_dir: Path) -> int:
                 say(f"  kubectl describe order {ORDER}")
                 say("  kubectl get events --sort-by=.lastTimestamp")
                 say(f"  kubectl apply -f {files['fulfillment']}")
-                pids = " ".join(str(proc.pid) for proc in demo.controllers)
+                pids = " ".join(str(process.pid) for process in demo.controllers.started) if demo.controllers else ""
                 say(f"Stop it: kill {pids} && orderflow cluster down --state-dir {state_dir}")
             else:
                 say("Done. Stopping the controllers and the control plane.")
-    except (RuntimeError, controlplane.ControlPlaneError, tools.ToolError) as exc:
+    except (RuntimeError, controlplane.ControlPlaneError, tools.ToolError) as exc:  # ControllerError is one
         say(f"\ndemo failed: {exc}")
         return 1
     finally:

@@ -14,8 +14,10 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from orderflow.api.common import API_VERSION
 from orderflow.api.fulfillment import FulfillmentSpec, FulfillmentStatus
 from orderflow.api.order import OrderSpec, OrderStatus
+from orderflow.dev import manifests
 from orderflow.fulfillment import workflow as fulfillment_core
 from orderflow.order import workflow as order_core
 from orderflow.runtime.cache import Store
@@ -27,43 +29,43 @@ ITEMS = [{"sku": "BOOK-ANALYTICAL-ENGINE", "quantity": 1}, {"sku": "PEN-FOUNTAIN
 COPIES = 1000
 
 
-def metadata(kind: str, name: str, uid: str, spec: dict[str, Any]) -> dict[str, Any]:
-    applied = {"apiVersion": "orderflow.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    return {
-        "name": name, "namespace": "shop", "uid": uid, "resourceVersion": "1234567", "generation": 1,
-        "creationTimestamp": T0.isoformat(),
+def as_returned(applied: dict[str, Any], uid: str, status: dict[str, Any]) -> dict[str, Any]:
+    """``applied`` as the API server returns it after ``kubectl apply`` and a status write."""
+    fields: dict[str, Any] = {k: {} for k in applied["spec"]}
+    metadata = {
+        "name": applied["metadata"]["name"], "namespace": "shop", "uid": uid, "resourceVersion": "1234567",
+        "generation": 1, "creationTimestamp": T0.isoformat(),
         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)},
         "managedFields": [
-            {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "orderflow.dev/v1alpha1",
-             "time": T0.isoformat(), "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {k: {} for k in spec}}},
+            {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": API_VERSION,
+             "time": T0.isoformat(), "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": fields}},
             {"manager": "orderflow", "operation": "Update", "subresource": "status", "time": T0.isoformat(),
              "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:phase": {}, "f:conditions": {}}}},
         ],
     }  # fmt: skip
+    return {**applied, "metadata": metadata, "status": status}
 
 
 def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
-    order_spec = {"customerEmail": "ada@example.com", "items": ITEMS, "shippingAddress": ADDRESS}
-    fulfillment_spec = {**order_spec, "orderRef": {"name": "order-1042", "uid": "o" * 36}, "started": True,
-                        "stepDurationSeconds": {"picking": 0, "packing": 0}}  # fmt: skip
+    customer: dict[str, Any] = {"customerEmail": "ada@example.com", "items": ITEMS, "shippingAddress": ADDRESS}
+    applied_order = manifests.order("order-1042", **customer)
+    applied_fulfillment = manifests.fulfillment(
+        "order-1042", **customer, orderRef={"name": "order-1042", "uid": "o" * 36}, started=True,
+        stepDurationSeconds={"picking": 0, "packing": 0},
+    )  # fmt: skip
     observed = fulfillment_core.Observed(
-        "order-1042", "f" * 36, 1, FulfillmentSpec.model_validate(fulfillment_spec), FulfillmentStatus()
+        "order-1042", "f" * 36, 1, FulfillmentSpec.model_validate(applied_fulfillment["spec"]), FulfillmentStatus()
     )
     shipped = fulfillment_core.decide(observed, T0, fulfillment_core.StepTimes(0, 0)).status
-    fulfillment = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Fulfillment",
-                   "metadata": metadata("Fulfillment", "order-1042", "f" * 36, fulfillment_spec),
-                   "spec": fulfillment_spec, "status": shipped.wire()}  # fmt: skip
+    fulfillment = as_returned(applied_fulfillment, "f" * 36, shipped.wire())
     order = order_core.ObservedOrder(
-        "order-1042", "shop", "o" * 36, 1, OrderSpec.model_validate(order_spec), OrderStatus()
+        "order-1042", "shop", "o" * 36, 1, OrderSpec.model_validate(applied_order["spec"]), OrderStatus()
     )
     status = order_core.decide(order, None, T0, 30).status
     seen = order_core.ObservedFulfillment.from_body(fulfillment)
     status = order_core.decide(order_core.ObservedOrder(**{**order.__dict__, "status": status}), seen, T0, 30).status
     assert status is not None
-    order_body = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Order",
-                  "metadata": metadata("Order", "order-1042", "o" * 36, order_spec),
-                  "spec": order_spec, "status": status.wire()}  # fmt: skip
-    return order_body, fulfillment
+    return as_returned(applied_order, "o" * 36, status.wire()), fulfillment
 
 
 def bytes_each(body: dict[str, Any], store: Callable[[], Store] | None) -> int:

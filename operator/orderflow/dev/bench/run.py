@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,18 +27,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config, watch
 
-from orderflow.api import crdgen
 from orderflow.api.common import GROUP, VERSION
+from orderflow.dev import manifests
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane
+from orderflow.dev.harness import Controllers
 
 NS = "bench"
-ADDRESS = {"name": "Bench", "street": "1 Loop", "city": "Localhost", "postalCode": "127", "country": "DE"}
+WARM_UP = "bench-warm-up"  # the controllers' first Order, outside what is measured (see warm_up)
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}  # apiserver_request_total labels verbs as HTTP methods
 
 
@@ -60,39 +60,6 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         "p99_ms": at(99) * 1000,
         "max_ms": ordered[-1] * 1000,
     }
-
-
-class Proc:
-    """A controller process and what /proc says about it."""
-
-    def __init__(self, which: str, env: dict[str, str], logdir: Path) -> None:
-        self.which = which
-        out = (logdir / f"{which}.log").open("wb")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "orderflow.cli", "run", which, "--step-seconds", "0", "--ack-timeout", "30"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mib(self) -> tuple[float, float]:
-        status = Path(f"/proc/{self.popen.pid}/status").read_text()
-        now = int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
-        peak = int(re.search(r"VmHWM:\s+(\d+)", status)[1])  # type: ignore[index]
-        return now / 1024, peak / 1024
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
 
 
 class Watcher:
@@ -150,38 +117,34 @@ class Watcher:
         self._stop.set()
 
 
-def order(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Order",
-        "metadata": {"name": name},
-        "spec": {
-            "customerEmail": "bench@example.com",
-            "items": [{"sku": "BENCH-1", "quantity": 1}],
-            "shippingAddress": ADDRESS,
-            "stepDurationSeconds": {"picking": 0, "packing": 0},
-            **spec,
-        },
-    }
+def order(name: str, picking: float = 0, packing: float = 0) -> dict[str, Any]:
+    """An Order whose steps take no time unless asked: the flow's own cost is what is measured."""
+    return manifests.order(name, stepDurationSeconds={"picking": picking, "packing": packing})
 
 
 def hand_made(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Fulfillment",
-        "metadata": {"name": name},
-        "spec": {
-            "items": [{"sku": "BENCH-1", "quantity": 1}],
-            "customerEmail": "bench@example.com",
-            "shippingAddress": ADDRESS,
-            "started": True,
-            "stepDurationSeconds": {"picking": 0, "packing": 0},
-        },
-    }
+    """A Fulfillment made by hand, started, with zero-length steps."""
+    return manifests.fulfillment(name, started=True, stepDurationSeconds={"picking": 0, "packing": 0})
 
 
 def _name_if(obj: dict[str, Any], phase: str) -> str | None:
     return str(obj["metadata"]["name"]) if (obj.get("status") or {}).get("phase") == phase else None
+
+
+def warm_up(objects: client.CustomObjectsApi, timeout: float = 60) -> None:
+    """One Order through both controllers before anything is measured. Started (Kopf's health
+    endpoint answers) is not yet watching: the controllers' first lists land a second later, and
+    would be counted in the API cost of the orders and timed in their throughput. An Order that
+    completes has been seen by every watch it needs, so their start-up is behind the measurement."""
+    objects.create_namespaced_custom_object(GROUP, VERSION, WARM_UP, "orders", order("warm-up"))
+    deadline = time.monotonic() + timeout
+    while True:
+        body = cast(dict[str, Any], objects.get_namespaced_custom_object(GROUP, VERSION, WARM_UP, "orders", "warm-up"))
+        if _name_if(body, "Completed"):
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the warm-up Order did not complete in {timeout}s; last status: {body.get('status')}")
+        time.sleep(0.1)
 
 
 def request_counts(env: dict[str, str]) -> Counter[tuple[str, str]]:
@@ -199,28 +162,33 @@ def request_counts(env: dict[str, str]) -> Counter[tuple[str, str]]:
 
 
 def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
-    tools.ensure("kubectl")
+    kubectl = tools.ensure("kubectl")
     workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
     plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
-    procs: list[Proc] = []
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(plane.kubeconfig),
+        "PATH": f"{kubectl.parent}:{os.environ['PATH']}",
+    }
+    controllers = Controllers(env, workdir)  # each controller's log there too
     watchers: list[Watcher] = []
     try:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(plane.kubeconfig),
-            "PATH": f"{tools.ensure('kubectl').parent}:{os.environ['PATH']}",
-        }
-        crds = yaml.safe_dump_all([crdgen.crd(spec) for spec in crdgen.KINDS])
+        crds = yaml.safe_dump_all(manifests.crds())
         subprocess.run(["kubectl", "apply", "-f", "-"], input=crds, text=True, env=env, check=True, capture_output=True)
         subprocess.run(
             ["kubectl", "wait", "--for=condition=Established", "crd", "--all"], env=env, check=True, capture_output=True
         )
-        subprocess.run(["kubectl", "create", "namespace", NS], env=env, check=True, capture_output=True)
+        for namespace in (NS, WARM_UP):
+            subprocess.run(["kubectl", "create", "namespace", namespace], env=env, check=True, capture_output=True)
         api_client = config.new_client_from_config(config_file=str(plane.kubeconfig))
         api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = workers * 2
         objects = client.CustomObjectsApi(api_client)
-        procs = [Proc("fulfillment", env, workdir), Proc("order", env, workdir)]
-        time.sleep(3)  # let both controllers connect and list (an empty namespace)
+        # Each controller with its own option only (`run order --step-seconds` is a usage error).
+        procs = [
+            controllers.start("fulfillment", "--step-seconds", "0"),
+            controllers.start("order", "--ack-timeout", "30"),
+        ]
+        warm_up(objects)
 
         # 1-3. throughput, API cost, resources
         orders = Watcher(objects, "orders", lambda o: _name_if(o, "Completed"))
@@ -244,7 +212,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
         time.sleep(2)  # let trailing Events and acknowledgements land before counting
         requests = request_counts(env) - requests_before
         cpu = {p.which: p.cpu_seconds() - cpu_before[p.which] for p in procs}
-        rss = {p.which: p.rss_mib() for p in procs}
+        memory = {p.which: p.memory() for p in procs}
         per_order = {
             f"{verb} {res}": round(count / n_orders, 2) for (verb, res), count in sorted(requests.items()) if count
         }
@@ -273,7 +241,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
                         VERSION,
                         NS,
                         "orders",
-                        order(f"slow-{i:03d}", stepDurationSeconds={"picking": 86400, "packing": 86400}),
+                        order(f"slow-{i:03d}", picking=86400, packing=86400),
                     ),
                     range(n_targets),
                 )
@@ -289,7 +257,8 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
             lambda o: (o["metadata"]["name"], ((o.get("status") or {}).get("fulfillment") or {}).get("paused")),
         )
         watchers.append(orders_follow)
-        time.sleep(1)
+        # Its first list delivers every Order: from then on it times changes as they come.
+        orders_follow.wait(lambda: all(n in orders_follow.latest for n in names), timeout=30)
         signal_latency: list[float] = []
         propagation: list[float] = []
         paused = dict.fromkeys(names, False)
@@ -297,8 +266,11 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
         def one_signal(name: str, value: bool) -> tuple[float, float]:
             orders_follow.forget(name)
             sent = time.monotonic()
-            patched = objects.patch_namespaced_custom_object(
-                GROUP, VERSION, NS, "fulfillments", name, {"spec": {"paused": value}}
+            patched = cast(
+                dict[str, Any],
+                objects.patch_namespaced_custom_object(
+                    GROUP, VERSION, NS, "fulfillments", name, {"spec": {"paused": value}}
+                ),
             )
             acked_key = (name, patched["metadata"]["generation"])
             fulfill.wait(lambda: acked_key in fulfill.seen, timeout=30, about=name)
@@ -331,8 +303,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
 
         # 6. the ceiling: plain clients patching status as fast as they can, each on objects of its
         # own (writes to one object from many clients would measure the server's conflict retries).
-        for p in procs:  # the controllers would react to each write; measure the server alone
-            p.stop()
+        controllers.stop_all()  # the controllers would react to each write; measure the server alone
         targets = [f"o-{i:05d}" for i in range(min(n_orders, 200))]
 
         def patch_status(i: int) -> None:
@@ -358,8 +329,8 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
             "controllers": {
                 which: {
                     "cpu_seconds_per_1000_orders": round(cpu[which] * 1000 / n_orders, 1),
-                    "rss_mib_after": round(rss[which][0], 1),
-                    "peak_rss_mib": round(rss[which][1], 1),
+                    "rss_mib_after": round(memory[which].now_mib, 1),
+                    "peak_rss_mib": round(memory[which].peak_mib, 1),
                 }
                 for which in cpu
             },
@@ -378,8 +349,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
     finally:
         for w in watchers:
             w.stop()
-        for p in procs:
-            p.stop()
+        controllers.stop_all()
         plane.stop()
 
 

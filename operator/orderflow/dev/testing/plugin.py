@@ -7,21 +7,19 @@
 - ``kube_env``: the environment for subprocesses (KUBECONFIG, and PATH with kubectl and helm).
 - ``namespace``: a fresh namespace per test.
 - ``kubectl``, ``api``, ``crs``: ways to talk to the API server as a user would.
-- ``controllers``: starts ``orderflow run order|fulfillment`` as separate processes.
+- ``controllers``: starts ``orderflow run order|fulfillment`` as separate processes (with
+  ``orderflow.dev.harness``, as the demo and the benchmark do), stops them after the test and shows
+  their logs when it failed.
 - ``wait_for``: poll a condition with a deadline; on timeout, report the last state seen.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -30,12 +28,13 @@ from typing import Any, TypeVar, cast
 import pytest
 import yaml
 
-from orderflow.api import crdgen
 from orderflow.api.common import GROUP, VERSION
-from orderflow.dev import checkout
+from orderflow.dev import checkout, manifests
 from orderflow.dev.cluster import tools
-from orderflow.dev.cluster.controlplane import ControlPlane, free_port
+from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.cluster.node import NodeCluster
+from orderflow.dev.harness import ControllerProcess as ControllerProcess
+from orderflow.dev.harness import Controllers as Controllers
 
 T = TypeVar("T")
 REPO = checkout() or Path.cwd()  # for tests that read the project's own files (charts, examples)
@@ -195,8 +194,8 @@ def api(control_plane: Cluster) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def crds_installed(kubectl: Kubectl) -> None:
-    for spec in crdgen.KINDS:  # from the models, so the plugin needs no checkout
-        kubectl.apply(crdgen.crd(spec))
+    for crd in manifests.crds():  # from the models, so the plugin needs no checkout
+        kubectl.apply(crd)
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
 
@@ -261,76 +260,8 @@ def crs(api: Any, namespace: str, crds_installed: None) -> CustomResources:
 
 
 # -- the controllers, as separate processes ---------------------------------------------------
-
-
-class ControllerProcess:
-    """``orderflow run <which>`` in its own process, with its output kept for failure reports."""
-
-    def __init__(self, which: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.which = which
-        self.args = args
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.health_port = 0
-
-    def start(self) -> ControllerProcess:
-        self.health_port = free_port()
-        argv = [
-            sys.executable, "-m", "orderflow.cli", "run", self.which, *self.args,
-            "--liveness", f"http://127.0.0.1:{self.health_port}/healthz",
-        ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        wait_for(self._healthy, timeout=60, what=f"{self.which} controller to serve its health endpoint")
-        return self
-
-    def _healthy(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"{self.which} controller exited:\n{self.output()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up of any kind, as a crashed Pod."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def output(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-6000:]
-        return ""
-
-
-class Controllers:
-    def __init__(self, env: dict[str, str], directory: Path) -> None:
-        self.env = env
-        self.directory = directory
-        self.started: list[ControllerProcess] = []
-
-    def start(self, which: str, *args: str, env: dict[str, str] | None = None) -> ControllerProcess:
-        log = self.directory / f"{which}-{len(self.started)}.log"
-        process = ControllerProcess(which, list(args), env or self.env, log)
-        self.started.append(process)
-        return process.start()
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            process.stop()
+# ControllerProcess and Controllers live in orderflow.dev.harness, which the demo and the benchmark
+# share; they are named here too, beside the fixture that hands them out.
 
 
 @pytest.fixture
@@ -345,7 +276,7 @@ def controllers(
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             for process in running.started:
-                print(f"\n----- {process.which} controller output -----\n{process.output()}", file=sys.stderr)
+                print(f"\n----- {process.which} controller, {process.log} -----\n{process.output()}", file=sys.stderr)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench clean
+.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer clean
 
 all: test
 
@@ -79,8 +79,17 @@ test: lint typecheck tools
 demo: tools
 	$(BIN)/orderflow demo $(DEMO_ARGS)
 
+# The cost curve (1,000 and 10,000 orders, about 15 minutes on 2 cores); BENCH_ARGS=--quick for a
+# minute's smoke run of every measure.
 bench: tools
 	$(BIN)/python -m orderflow.dev.bench $(BENCH_ARGS)
+
+# The same, with the seed's workflows on Temporal measured in the same run: builds the Temporal
+# CLI from the Go module proxy once (about 4 minutes cold) and installs the `peer` extra.
+bench-peer: tools
+	$(BIN)/pip install --quiet -e './packaging/orderflow-dev[peer]'
+	$(BIN)/python -m orderflow.dev.cluster.tools temporal
+	$(BIN)/python -m orderflow.dev.bench --peer temporal $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

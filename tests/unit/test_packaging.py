@@ -163,14 +163,21 @@ def test_the_dev_wheel_carries_the_dev_wing_alone(runtime_wheel: Wheel, dev_whee
 
 
 def test_the_dev_wing_requires_what_it_imports_beyond_the_runtime(runtime_wheel: Wheel, dev_wheel: Wheel) -> None:
-    imported: set[str] = set()
+    peer_only = {DEV_SOURCE / "bench" / "peer.py", DEV_SOURCE / "bench" / "seed.py"}  # the `peer` extra
+    imported: dict[bool, set[str]] = {True: set(), False: set()}
     for path in DEV_SOURCE.rglob("*.py"):
-        imported |= _runtime_imports(ast.parse(path.read_text()))
-    third_party = imported - set(sys.stdlib_module_names) - {"orderflow", "__future__"}
+        imported[path in peer_only] |= _runtime_imports(ast.parse(path.read_text()))
     distributions = packages_distributions()
-    needed = {_name(distributions[module][0]) for module in third_party}
+
+    def needed(modules: set[str]) -> set[str]:
+        third_party = modules - set(sys.stdlib_module_names) - {"orderflow", "__future__"}
+        return {_name(distributions[module][0]) for module in third_party}
+
     provided = _runtime_requirements(runtime_wheel[0]) | _runtime_requirements(dev_wheel[0])
-    assert not needed - provided, f"imported by orderflow.dev, add to orderflow-dev's dependencies: {needed - provided}"
+    missing = needed(imported[False]) - provided
+    assert not missing, f"imported by orderflow.dev, add to orderflow-dev's dependencies: {missing}"
+    peer = {_name(v) for v in dev_wheel[0].get_all("Requires-Dist", []) if 'extra == "peer"' in v}
+    assert needed(imported[True]) - provided == peer == {"temporalio"}
 
 
 def _run_installed(target: Path, code: str) -> subprocess.CompletedProcess[str]:

@@ -178,19 +178,42 @@ class ControllerProcess:
 
     def cpu_seconds(self) -> float:
         """User and system CPU time used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def memory(self) -> Memory:
-        status = Path(f"/proc/{self.pid}/status").read_text()
+        return memory(self.pid)
 
-        def kib(field: str) -> int:
-            found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-            if found is None:
-                raise RuntimeError(f"no {field} in /proc/{self.pid}/status")
-            return int(found[1])
 
-        return Memory(kib("VmRSS") / 1024, kib("VmHWM") / 1024)
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (/proc/<pid>/stat): any process the
+    benchmark measures, a controller, the API server, etcd or the peer's server."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory(pid: int) -> Memory:
+    status = Path(f"/proc/{pid}/status").read_text()
+
+    def kib(field: str) -> int:
+        found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no {field} in /proc/{pid}/status")
+        return int(found[1])
+
+    return Memory(kib("VmRSS") / 1024, kib("VmHWM") / 1024)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> int:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: for the processes the benchmark starts
+    beside the controllers (the peer's server and worker)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 class Controllers:

@@ -35,6 +35,9 @@ GOPHER_LUA_VERSION = "1.1.2"
 # Prometheus 3.16.0 is the Go module's v0.316.0: promtool checks and unit-tests the charts' alerts.
 PROMETHEUS_MODULE_VERSION = "0.316.0"
 PROMETHEUS_VERSION = "3.16.0"  # github.com/yuin/gopher-lua: Argo CD's Lua interpreter
+# The benchmark's peer (make bench-peer): the Temporal CLI's dev server. Newer tags do not build
+# from the module proxy.
+TEMPORAL_CLI_VERSION = "1.5.1"
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -156,7 +159,13 @@ NODE_TOOLS = {
         "coredns", COREDNS_VERSION, lambda out: _minor_within(out, "CoreDNS-", 1, range(11, 100)), ("-version",)
     ),
 }
-ALL_TOOLS = {**TOOLS, **NODE_TOOLS}
+# Only `make bench-peer` needs this one.
+PEER_TOOLS = {
+    "temporal": Tool(
+        "temporal", TEMPORAL_CLI_VERSION, lambda out: f"temporal version {TEMPORAL_CLI_VERSION} " in out, ("--version",)
+    ),
+}
+ALL_TOOLS = {**TOOLS, **NODE_TOOLS, **PEER_TOOLS}
 
 
 def cache_dir() -> Path:
@@ -403,6 +412,9 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             _build_module_command(
                 tool, "github.com/prometheus/prometheus", "cmd/promtool", versions, workdir, partial, log
             )
+        elif tool.name == "temporal":
+            versions = {"github.com/temporalio/cli/temporalcli.Version": tool.version}
+            _build_module_command(tool, "github.com/temporalio/cli", "cmd/temporal", versions, workdir, partial, log)
         elif tool.name == "actionlint":
             versions = {"github.com/rhysd/actionlint.version": f"v{tool.version}"}
             _build_module_command(
@@ -467,9 +479,16 @@ def _build_module_command(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m orderflow.dev.cluster.tools [--nodes]` builds everything ahead of time (CI warm-up)."""
+    """`python -m orderflow.dev.cluster.tools [--nodes | NAME ...]` builds ahead of time (CI warm-up):
+    the control plane's tools, with --nodes the node's too, or the tools named (e.g. temporal)."""
     args = sys.argv[1:] if argv is None else argv
-    group = {**TOOLS, **NODE_TOOLS} if "--nodes" in args else TOOLS
+    named = [a for a in args if not a.startswith("-")]
+    unknown = [name for name in named if name not in ALL_TOOLS]
+    if unknown:
+        raise SystemExit(f"no tool {', '.join(unknown)}: one of {', '.join(ALL_TOOLS)}")
+    group = (
+        {name: ALL_TOOLS[name] for name in named} if named else {**TOOLS, **NODE_TOOLS} if "--nodes" in args else TOOLS
+    )
     for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True), group).items():
         print(f"{name}: {path}")
 

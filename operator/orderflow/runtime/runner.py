@@ -81,6 +81,10 @@ def startup_line(options: RunOptions, priority: int | None) -> tuple[str, dict[s
     return " ".join(message.split()), fields
 
 
+LIST_PAGE_SIZE = 500
+IDLE_WORKER_SECONDS = 0.1
+
+
 def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     prefix = f"{component}.orderflow.dev"
     settings.persistence.finalizer = f"{prefix}/finalizer"
@@ -88,6 +92,13 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     # Our handlers only observe; Events are posted by our own code, for our own reasons.
     settings.posting.enabled = False
+    # A restart lists every object of the kind at once, and Kopf keeps a worker for each object
+    # until it has been idle ``idle_timeout`` seconds: over 10,000 Fulfillments that held the
+    # fulfillment controller at 297 MiB after a restart against 217 MiB after its first start.
+    # Listing in pages of 500 (client-go's pager default) and letting idle workers go after 0.1 s
+    # brought it to 148 MiB, with the same time to catch up (docs/benchmarks.md, the restart).
+    settings.watching.chunk_size = LIST_PAGE_SIZE
+    settings.batching.idle_timeout = IDLE_WORKER_SECONDS
     # No peering name here: kopf.run has set --peering's before start-up, and this would replace it.
 
 

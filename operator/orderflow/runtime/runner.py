@@ -98,7 +98,7 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     # Listing in pages of 500 (client-go's pager default) and letting idle workers go after 0.1 s
     # brought it to 148 MiB, with the same time to catch up (docs/benchmarks.md, the restart).
     settings.watching.chunk_size = LIST_PAGE_SIZE
-    settings.batching.idle_timeout = IDLE_WORKER_SECONDS
+    settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
     # No peering name here: kopf.run has set --peering's before start-up, and this would replace it.
 
 

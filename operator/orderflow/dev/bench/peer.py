@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.dev import harness
-from orderflow.dev.bench.run import percentiles
+from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 
 SERVER_START_TIMEOUT = 120.0

@@ -41,6 +41,7 @@ from kubernetes import client, config, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
+from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane, free_port
 from orderflow.dev.harness import ControllerProcess, Controllers, cpu_seconds
@@ -53,21 +54,6 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}  # apiserver_request_total labe
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-    return {
-        "n": len(ordered),
-        "p50_ms": at(50) * 1000,
-        "p95_ms": at(95) * 1000,
-        "p99_ms": at(99) * 1000,
-        "max_ms": ordered[-1] * 1000,
-    }
 
 
 class Watcher:

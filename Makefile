@@ -85,9 +85,8 @@ bench: tools
 	$(BIN)/python -m orderflow.dev.bench $(BENCH_ARGS)
 
 # The same, with the seed's workflows on Temporal measured in the same run: builds the Temporal
-# CLI from the Go module proxy once (about 4 minutes cold) and installs the `peer` extra.
+# CLI from the Go module proxy once (about 4 minutes cold); temporalio is in the venv (`test` extra).
 bench-peer: tools
-	$(BIN)/pip install --quiet -e './packaging/orderflow-dev[peer]'
 	$(BIN)/python -m orderflow.dev.cluster.tools temporal
 	$(BIN)/python -m orderflow.dev.bench --peer temporal $(BENCH_ARGS)
 

@@ -74,9 +74,6 @@ class Decision:
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
     expired: bool = False  # finished and its time to live is over: delete it
 
-    def changed(self, before: FulfillmentStatus) -> bool:
-        return self.status.wire() != before.wire()
-
 
 def tracking_number(uid: str) -> str:
     """Deterministic per object, so a retried write can never issue a second number."""

@@ -40,9 +40,9 @@ class FulfillmentController:
         # The default duration of each step, for Fulfillments that set none.
         self.step_times = workflow.StepTimes(picking=step_seconds, packing=step_seconds)
         self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
-        self.store = Store()
+        self.store: Store[str] = Store(summary=metrics.phase_of)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
-        metrics.count_phases(COMPONENT, "Fulfillment", self.store.values)
+        metrics.count_phases(COMPONENT, "Fulfillment", self.store.summaries)
 
     def observe(self, event_type: str | None, body: Any) -> None:
         observe(self.store, self.queue, event_type, body)

@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import kopf
 from pydantic import ValidationError
@@ -52,17 +52,28 @@ class ActionResult:
     retry_after: float | None = None  # stop here and reconcile again after this many seconds
 
 
+class Counted(NamedTuple):
+    """What the metrics read of each cached Order, kept beside it (see Store)."""
+
+    phase: str
+    unacknowledged: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Counted:
+        return cls(metrics.phase_of(body), metrics.is_unacknowledged(body))
+
+
 class OrderController:
     def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4, default_ttl: int | None = None) -> None:
         self.kube: KubeClient = AsyncKube(kube, COMPONENT)
         self.status_writer = StatusWriter(ORDERS, COMPONENT, log)
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
-        self.orders = Store()
-        self.fulfillments = Store(transform=workflow.fulfillment_as_read)
+        self.orders: Store[Counted] = Store(summary=Counted.of)
+        self.fulfillments: Store[None] = Store(transform=workflow.fulfillment_as_read)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
-        metrics.count_phases(COMPONENT, "Order", self.orders.values)
-        metrics.count_unacknowledged(COMPONENT, self.orders.values)
+        metrics.count_phases(COMPONENT, "Order", lambda: (c.phase for c in self.orders.summaries()))
+        metrics.count_unacknowledged(COMPONENT, lambda: (c.unacknowledged for c in self.orders.summaries()))
 
     # -- what the watches deliver ------------------------------------------------------------
 

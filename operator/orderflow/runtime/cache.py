@@ -1,17 +1,24 @@
 """What each controller knows of the cluster: the latest body of every watched object, by key.
 
 The watch (Kopf's ``@kopf.on.event``) is its only writer; reconciles read it. What no decision
-reads is dropped as objects arrive, as client-go's cache transforms do.
+reads is dropped as objects arrive, as client-go's cache transforms do, and what is kept is kept
+small: each controller holds every object it watches, finished ones included, for as long as they
+exist, so the bytes per object are what its memory grows with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
+import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+S = TypeVar("S")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ObjectKey:
     namespace: str
     name: str
@@ -22,38 +29,60 @@ class ObjectKey:
     @classmethod
     def of(cls, body: Any) -> ObjectKey:
         meta = body["metadata"]
-        return cls(meta["namespace"], meta["name"])
+        return cls(sys.intern(meta["namespace"]), meta["name"])  # one copy of each namespace's name
 
 
-class Store:
+class Store(Generic[S]):
     """The latest body of each watched object, as an informer's cache holds it.
 
     Fed by the watch only, never by write responses or GETs: a response can arrive after the watch
     has already delivered a newer version, and putting it here would hide that version from every
     later reconcile (a lost update). Every change reaches the store through the watch, and each
     watch event enqueues a reconcile that reads at least that version.
+
+    Each body is kept as compressed JSON, and ``get`` decodes a fresh copy: a watched object as
+    Python dicts and strings takes 7 to 10 KB, compressed about 0.8 KB (``python -m
+    orderflow.dev.bench.cache_bytes``), for some 20 microseconds of CPU per read. A caller may
+    change what ``get`` returns; the store never sees it. What must be read without decoding
+    every object (the metrics, at each scrape) is kept beside it, small, by ``summary``.
     """
 
-    def __init__(self, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+    def __init__(
+        self,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        summary: Callable[[dict[str, Any]], S] | None = None,
+    ) -> None:
+        self._objects: dict[ObjectKey, bytes] = {}
+        self._summaries: dict[ObjectKey, S] = {}
         # What this controller's decisions read of the kind, as client-go's SetTransform allows:
         # each controller keeps every watched object, so what it drops it drops that many times.
         self._transform = transform
+        self._summary = summary
 
     def put(self, body: Any) -> ObjectKey:
         key = ObjectKey.of(body)
-        kept = strip(_plain(body))
-        self._objects[key] = self._transform(kept) if self._transform else kept
+        kept = strip(body)
+        if self._transform:
+            kept = self._transform(kept)
+        self._objects[key] = zlib.compress(json.dumps(kept, separators=(",", ":"), default=_plain).encode(), 1)
+        if self._summary:
+            self._summaries[key] = self._summary(kept)
         return key
 
     def remove(self, key: ObjectKey) -> None:
         self._objects.pop(key, None)
+        self._summaries.pop(key, None)
 
     def get(self, key: ObjectKey) -> dict[str, Any] | None:
-        return self._objects.get(key)
+        packed = self._objects.get(key)
+        return None if packed is None else json.loads(zlib.decompress(packed))
 
-    def values(self) -> Iterator[dict[str, Any]]:
-        return iter(list(self._objects.values()))
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def summaries(self) -> Iterator[S]:
+        """What ``summary`` said of each object, as of its latest put."""
+        return iter(list(self._summaries.values()))
 
 
 # What no decision reads and a client may make large: client-go's informers drop the same
@@ -61,21 +90,20 @@ class Store:
 UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
-def strip(body: dict[str, Any]) -> dict[str, Any]:
-    """The object as decisions need it: without managedFields and the last-applied copy."""
-    metadata = body.get("metadata") or {}
-    metadata.pop("managedFields", None)
+def strip(body: Any) -> dict[str, Any]:
+    """The object as decisions need it: without managedFields and the last-applied copy. A shallow
+    copy where it differs: ``body`` (a Kopf body, or a plain dict) is left as it was."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     annotations = metadata.get("annotations")
-    if annotations:
-        for name in UNREAD_ANNOTATIONS:
-            annotations.pop(name, None)
-    return body
+    if annotations and any(name in annotations for name in UNREAD_ANNOTATIONS):
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS}
+    return {**{k: v for k, v in body.items()}, "metadata": metadata}
 
 
 def _plain(value: Any) -> Any:
-    """A deep, plain-dict copy of a Kopf body, so later reads never see a half-updated view."""
+    """What JSON cannot encode as it is: a Kopf mapping view (a plain dict to it), or a tuple."""
     if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+        return dict(value.items())
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON: {value!r}")

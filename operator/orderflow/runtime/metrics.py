@@ -160,26 +160,36 @@ _gauges = _ScrapeTimeGauges()
 REGISTRY.register(_gauges)
 
 
-def count_phases(controller: str, kind: str, objects: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    """``orderflow_workflows``: the phases of ``objects()`` at scrape time (the latest registration
-    for a controller and kind wins)."""
+def phase_of(body: dict[str, Any]) -> str:
+    """What ``orderflow_workflows`` counts an object as: its status phase, Pending before it has one."""
+    return str((body.get("status") or {}).get("phase") or "Pending")
+
+
+def is_unacknowledged(order: dict[str, Any]) -> bool:
+    """What ``orderflow_unacknowledged_signals`` counts: an Order whose SignalsAcknowledged
+    condition has the reason NotAcknowledged (the ack timeout passed)."""
+    return _condition_reason(order, "SignalsAcknowledged") == "NotAcknowledged"
+
+
+def count_phases(controller: str, kind: str, phases: Callable[[], Iterable[str]]) -> None:
+    """``orderflow_workflows``: how many of ``phases()`` are each phase, at scrape time (the latest
+    registration for a controller and kind wins). ``phases()`` reads the controller's cache, one
+    ``phase_of`` per object, kept beside it: a scrape decodes no object."""
 
     def readings() -> Iterator[Reading]:
-        phases = Tally((obj.get("status") or {}).get("phase") or "Pending" for obj in objects())
-        for phase, count in sorted(phases.items()):
+        for phase, count in sorted(Tally(phases()).items()):
             yield "orderflow_workflows", (controller, kind, phase), count
 
     _gauges.sources[("workflows", controller, kind)] = readings
 
 
-def count_unacknowledged(controller: str, orders: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    """``orderflow_unacknowledged_signals``: Orders whose SignalsAcknowledged condition has the
-    reason NotAcknowledged (the ack timeout passed), at scrape time; always a sample, 0 included,
-    so an alert tells "none" from "not scraped"."""
+def count_unacknowledged(controller: str, flags: Callable[[], Iterable[bool]]) -> None:
+    """``orderflow_unacknowledged_signals``: how many of ``flags()`` (``is_unacknowledged`` of each
+    Order) are true, at scrape time; always a sample, 0 included, so an alert tells "none" from
+    "not scraped"."""
 
     def readings() -> Iterator[Reading]:
-        count = sum(1 for order in orders() if _condition_reason(order, "SignalsAcknowledged") == "NotAcknowledged")
-        yield "orderflow_unacknowledged_signals", (controller,), count
+        yield "orderflow_unacknowledged_signals", (controller,), sum(1 for flag in flags() if flag)
 
     _gauges.sources[("unacknowledged", controller)] = readings
 

@@ -173,7 +173,7 @@ def _result(again: float | None) -> str:
     return "requeue" if again <= 0 else "requeue_after"
 
 
-def observe(store: Store, queue: WorkQueue[ObjectKey], event_type: str | None, body: Any) -> None:
+def observe(store: Store[Any], queue: WorkQueue[ObjectKey], event_type: str | None, body: Any) -> None:
     """What a watch event of the kind a controller reconciles does (the ``@kopf.on.event``
     handler's whole job): the body into the store, then its key into the queue, so the reconcile
     reads at least this version; a deletion takes the body out and drops the key's pending

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import kopf
+
 from orderflow.runtime.cache import Store
 
 
@@ -21,3 +23,32 @@ def test_the_store_keeps_only_what_decisions_read() -> None:
     assert kept["metadata"]["annotations"] == {"keep": "me"}
     assert kept["spec"] == {"a": 1}
     assert "managedFields" in body["metadata"]  # the caller's body is left as it was
+
+
+def test_what_a_reader_changes_never_reaches_the_store() -> None:
+    store: Store[None] = Store()
+    key = store.put({"metadata": {"name": "o", "namespace": "ns"}, "status": {"phase": "Pending"}})
+    read = store.get(key)
+    assert read is not None
+    read["status"]["phase"] = "Completed"
+    assert store.get(key) == {"metadata": {"name": "o", "namespace": "ns"}, "status": {"phase": "Pending"}}
+
+
+def test_a_kopf_body_is_kept_as_plain_data() -> None:
+    raw = {"metadata": {"name": "o", "namespace": "ns", "labels": {"a": "b"}}, "spec": {"items": [{"sku": "X"}]}}
+    store: Store[None] = Store()
+    kept = store.get(store.put(kopf.Body(raw)))
+    assert kept == raw
+    assert type(kept) is dict
+
+
+def test_summaries_follow_puts_and_removals() -> None:
+    store: Store[str] = Store(summary=lambda body: body["status"]["phase"])
+    a = store.put({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Pending"}})
+    store.put({"metadata": {"name": "b", "namespace": "ns"}, "status": {"phase": "Pending"}})
+    store.put({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Completed"}})
+    assert sorted(store.summaries()) == ["Completed", "Pending"]
+    store.remove(a)
+    assert list(store.summaries()) == ["Pending"]
+    assert store.get(a) is None
+    assert len(store) == 1

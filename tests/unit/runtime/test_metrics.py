@@ -96,7 +96,7 @@ def test_unacknowledged_signals_are_orders_whose_ack_timed_out() -> None:
         return {"status": {"conditions": conditions}}
 
     orders = [order("NotAcknowledged"), order("Waiting"), order(None), {}, order("NotAcknowledged")]
-    metrics.count_unacknowledged(controller, lambda: orders)
+    metrics.count_unacknowledged(controller, lambda: map(metrics.is_unacknowledged, orders))
     assert value("orderflow_unacknowledged_signals", controller=controller) == 2
     orders.clear()
     assert value("orderflow_unacknowledged_signals", controller=controller) == 0  # 0, not absent
@@ -104,8 +104,8 @@ def test_unacknowledged_signals_are_orders_whose_ack_timed_out() -> None:
 
 def test_phases_are_counted_at_scrape_time_and_the_latest_registration_wins() -> None:
     controller = unique()
-    metrics.count_phases(controller, "Order", lambda: [{"status": {"phase": "Fulfilling"}}, {}])
-    metrics.count_phases(controller, "Order", lambda: [{"status": {"phase": "Completed"}}])
+    metrics.count_phases(controller, "Order", lambda: map(metrics.phase_of, [{"status": {"phase": "Fulfilling"}}, {}]))
+    metrics.count_phases(controller, "Order", lambda: map(metrics.phase_of, [{"status": {"phase": "Completed"}}]))
     assert value("orderflow_workflows", controller=controller, kind="Order", phase="Completed") == 1
     assert value("orderflow_workflows", controller=controller, kind="Order", phase="Fulfilling") is None
 

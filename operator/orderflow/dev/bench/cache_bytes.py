@@ -68,7 +68,7 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
     return as_returned(applied_order, "o" * 36, status.wire()), fulfillment
 
 
-def bytes_each(body: dict[str, Any], store: Callable[[], Store] | None) -> int:
+def bytes_each(body: dict[str, Any], store: Callable[[], Store[Any]] | None) -> int:
     text = json.dumps(body)
     tracemalloc.start()
     if store is None:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orderflow.fulfillment import controller as fulfillment
+from orderflow.order import controller as order
+from orderflow.runtime.client import Kube
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = {
     "Layers: dev above cli above the controllers above runtime above api",
@@ -42,3 +46,17 @@ def test_an_order_core_that_imports_the_fulfillment_controller_breaks_both(tmp_p
     done = lint_imports(tmp_path)
     assert done.returncode != 0
     assert {name for name in CONTRACTS if f"{name} BROKEN" in done.stdout} == CONTRACTS
+
+
+def test_the_controllers_only_watch_through_kopf() -> None:
+    # Event handlers only: Kopf writes no finalizer or annotation to the objects for them, and
+    # keeps no diff base (runtime.runner.NoDiffBase), which a change handler or daemon would need.
+    kube = Kube(None)  # type: ignore[arg-type]  # nothing is requested: the registries are only read
+    registries = {
+        "order": order.build_registry(order.OrderController(kube)),
+        "fulfillment": fulfillment.build_registry(fulfillment.FulfillmentController(kube, step_seconds=0)),
+    }
+    for which, registry in registries.items():
+        assert registry._watching.get_all_handlers(), which
+        assert not registry._changing.get_all_handlers(), which
+        assert not registry._spawning.get_all_handlers(), which

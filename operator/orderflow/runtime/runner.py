@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterable
 from typing import IO, Any
 
 import kopf
@@ -85,11 +86,27 @@ LIST_PAGE_SIZE = 500
 IDLE_WORKER_SECONDS = 0.1
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: Kopf builds one on every watch event, a deep copy of the whole object with its
+    managedFields, for change handlers (``on.create/update/field/resume``) to compare against, and
+    these controllers have none (``@kopf.on.event`` only, see ``controller_registry``). The copy
+    was a fifth of the order controller's CPU while it caught up after a restart."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
     prefix = f"{component}.orderflow.dev"
     settings.persistence.finalizer = f"{prefix}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Our handlers only observe; Events are posted by our own code, for our own reasons.
     settings.posting.enabled = False
     # A restart lists every object of the kind at once, and Kopf keeps a worker for each object
@@ -104,7 +121,10 @@ def configure_kopf(settings: kopf.OperatorSettings, component: str) -> None:
 
 def controller_registry(component: str, queue: WorkQueue[Any]) -> kopf.OperatorRegistry:
     """A Kopf registry of the controller's own (two controllers never share handlers), with its
-    Kopf settings applied at start-up and its work queue started and stopped with the operator."""
+    Kopf settings applied at start-up and its work queue started and stopped with the operator.
+
+    Its resource handlers are ``@kopf.on.event`` only: they write nothing to the objects, and
+    ``configure_kopf`` keeps no diff base for change handlers (NoDiffBase)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)

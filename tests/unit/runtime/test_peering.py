@@ -208,3 +208,12 @@ def test_a_restart_lists_in_pages_and_lets_idle_object_workers_go() -> None:
     assert settings.queueing.idle_timeout < 1.0
     assert settings.persistence.finalizer == "fulfillment-controller.orderflow.dev/finalizer"
     assert settings.posting.enabled is False
+
+
+def test_no_diff_base_is_copied_for_change_handlers_the_controllers_do_not_have() -> None:
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, "order-controller")
+    body = kopf.Body({"metadata": {"name": "o", "annotations": {"a": "b"}}, "spec": {"items": [{"sku": "X"}]}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}
+    assert settings.persistence.diffbase_storage.fetch(body=body) is None
+    # Sound only while no controller has a change handler (tests/unit/test_architecture.py).

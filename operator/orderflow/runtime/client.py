@@ -121,8 +121,15 @@ class Kube:
 
     @classmethod
     def from_env(cls) -> Kube:
-        """Log in from KUBECONFIG / ~/.kube/config, or in-cluster from the ServiceAccount."""
-        return cls(pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=30))
+        """Log in from KUBECONFIG / ~/.kube/config, or in-cluster from the ServiceAccount.
+
+        The session reads nothing from the environment on each request (requests' ``trust_env``:
+        proxies, ~/.netrc, a CA bundle), which took a twentieth of the order controller's CPU:
+        the API server and the credentials are the kubeconfig's, as for Kopf's own client, whose
+        aiohttp session reads no proxy from the environment either."""
+        api = pykube.HTTPClient(pykube.KubeConfig.from_env(), timeout=30)
+        api.session.trust_env = False
+        return cls(api)
 
     def _request(
         self,

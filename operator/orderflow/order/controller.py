@@ -31,7 +31,7 @@ from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import generation_of, status_of
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, StatusWriter
-from orderflow.runtime.workqueue import WorkQueue, observe
+from orderflow.runtime.workqueue import WorkQueue, listed, observe
 
 # What `orderflow run` reads here: ORDERS is the kind its readiness check lists.
 __all__ = ["COMPONENT", "ORDERS", "OrderController", "build_registry"]
@@ -91,7 +91,7 @@ class OrderController:
         else:
             self.fulfillments.put(body)
         ref = (body.get("spec") or {}).get("orderRef") or {}
-        self.queue.add(ObjectKey(key.namespace, ref.get("name") or key.name))
+        self.queue.add(ObjectKey(key.namespace, ref.get("name") or key.name), low_priority=listed(event_type))
 
     # -- reconcile ---------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ workqueue, written out here because no maintained asyncio package provides them:
 - a key is reconciled by one worker at a time; adds while it runs fold into one more run;
 - ``add_after`` keeps only the earliest pending wake-up per key;
 - a reconcile that raises is retried with exponential backoff, at most ``max_retries`` times,
-  then left until the object changes again (never retried forever).
+  then left until the object changes again (never retried forever);
+- a key added with ``low_priority`` waits until no other key does, as controller-runtime's
+  priority queue does with the objects of an initial list: after a restart over many finished
+  objects, each is looked at again, but a new or changed object goes first. A key added both
+  ways runs once, as soon as the urgent add allows.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -55,8 +60,11 @@ class WorkQueue(Generic[K]):
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._max_retries = max_retries
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._urgent: deque[K] = deque()  # keys to run, in order; a key may also be in _later
+        self._later: deque[K] = deque()  # keys added with low priority only, in order
+        self._ready = asyncio.Event()  # set when either holds a key
         self._dirty: set[K] = set()
+        self._dirty_urgent: set[K] = set()  # the waiting keys added at least once without low priority
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[K, int] = {}
@@ -75,14 +83,38 @@ class WorkQueue(Generic[K]):
 
     # -- producers ---------------------------------------------------------------------------
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, *, low_priority: bool = False) -> None:
         if key in self._dirty:
+            if low_priority or key in self._dirty_urgent:
+                return
+            self._dirty_urgent.add(key)  # waiting with low priority: now urgent
+            self._enqueue(key)
             return
         self._dirty.add(key)
+        if not low_priority:
+            self._dirty_urgent.add(key)
         metrics.WORKQUEUE_ADDS.labels(self.name).inc()
         self._added_at.setdefault(key, time.monotonic())
-        if key not in self._processing:
-            self._queue.put_nowait(key)
+        self._enqueue(key)
+
+    def _enqueue(self, key: K) -> None:
+        """Line a waiting key up for a worker, unless it runs now (its worker re-queues it)."""
+        if key in self._processing:
+            return
+        (self._urgent if key in self._dirty_urgent else self._later).append(key)
+        self._ready.set()
+
+    async def _next(self) -> K:
+        """The next key to run: urgent ones first, each in the order it was added. An entry may be
+        stale (run already from the other lane, or running now): those are skipped."""
+        while True:
+            for lane in (self._urgent, self._later):
+                while lane:
+                    key = lane.popleft()
+                    if key in self._dirty and key not in self._processing:
+                        return key
+            self._ready.clear()
+            await self._ready.wait()
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -128,11 +160,12 @@ class WorkQueue(Generic[K]):
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            key = await self._next()
             started = time.monotonic()
             added = self._added_at.pop(key, started)
             metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(started - added)
             self._dirty.discard(key)
+            self._dirty_urgent.discard(key)
             self._processing.add(key)
             self._running[key] = started
             try:
@@ -163,7 +196,7 @@ class WorkQueue(Generic[K]):
                 self._running.pop(key, None)
                 self._processing.discard(key)
                 if key in self._dirty:
-                    self._queue.put_nowait(key)
+                    self._enqueue(key)
 
 
 def _result(again: float | None) -> str:
@@ -171,6 +204,12 @@ def _result(again: float | None) -> str:
     if again is None:
         return "success"
     return "requeue" if again <= 0 else "requeue_after"
+
+
+def listed(event_type: str | None) -> bool:
+    """Kopf's event type for an object of its initial list (after a start or a relist), which
+    changed nothing: such a key waits behind the others (WorkQueue.add's ``low_priority``)."""
+    return event_type is None
 
 
 def observe(store: Store[Any], queue: WorkQueue[ObjectKey], event_type: str | None, body: Any) -> None:
@@ -184,4 +223,4 @@ def observe(store: Store[Any], queue: WorkQueue[ObjectKey], event_type: str | No
         queue.forget(key)
         return
     store.put(body)
-    queue.add(key)
+    queue.add(key, low_priority=listed(event_type))

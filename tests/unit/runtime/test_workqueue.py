@@ -101,7 +101,7 @@ def test_failures_retry_with_backoff_and_then_stop() -> None:
 class Recorded(WorkQueue[ObjectKey]):
     """A queue that records what a watch event did to it, and what the store held at that moment."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store[Any]) -> None:
         super().__init__("observe-test", self._never)
         self.store = store
         self.calls: list[tuple[str, ObjectKey, dict[str, Any] | None]] = []
@@ -110,9 +110,9 @@ class Recorded(WorkQueue[ObjectKey]):
     async def _never(key: ObjectKey) -> None:
         raise AssertionError("not started")
 
-    def add(self, key: ObjectKey) -> None:
-        self.calls.append(("add", key, self.store.get(key)))
-        super().add(key)
+    def add(self, key: ObjectKey, *, low_priority: bool = False) -> None:
+        self.calls.append(("add later" if low_priority else "add", key, self.store.get(key)))
+        super().add(key, low_priority=low_priority)
 
     def forget(self, key: ObjectKey) -> None:
         self.calls.append(("forget", key, self.store.get(key)))
@@ -120,7 +120,7 @@ class Recorded(WorkQueue[ObjectKey]):
 
 
 def test_a_watch_event_stores_the_body_before_it_queues_the_key_and_a_deletion_forgets_it() -> None:
-    store = Store()
+    store: Store[None] = Store()
     queue = Recorded(store)
     key = ObjectKey("ns", "w1")
     body = {"metadata": {"name": "w1", "namespace": "ns", "resourceVersion": "3"}}
@@ -130,7 +130,54 @@ def test_a_watch_event_stores_the_body_before_it_queues_the_key_and_a_deletion_f
     # The reconcile the key wakes reads at least the version that woke it.
     assert [(what, k, stored and stored["metadata"]["resourceVersion"]) for what, k, stored in queue.calls] == [
         ("add", key, "3"),
-        ("add", key, "4"),
+        ("add later", key, "4"),  # listed, not changed: behind the changes
         ("forget", key, None),
     ]
     assert store.get(key) is None
+
+
+def test_listed_keys_wait_behind_changed_ones_and_a_change_makes_one_urgent() -> None:
+    async def scenario() -> list[str]:
+        runs: list[str] = []
+
+        async def reconcile(key: str) -> None:
+            runs.append(key)
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=1)
+        for key in ("old-1", "old-2", "old-3"):
+            queue.add(key, low_priority=True)  # an initial list after a restart
+        queue.add("new")  # created meanwhile
+        queue.add("old-3")  # changed meanwhile: urgent now, and run once
+        queue.add("old-1", low_priority=True)  # listed twice: still one run
+        queue.start()
+        await _until(lambda: len(runs) == 4)
+        await asyncio.sleep(0.05)  # a stale entry would run here
+        await queue.stop()
+        return runs
+
+    assert run(scenario) == ["new", "old-3", "old-1", "old-2"]
+
+
+def test_a_listed_key_added_while_it_runs_runs_once_more() -> None:
+    async def scenario() -> list[str]:
+        runs: list[str] = []
+        release = asyncio.Event()
+
+        async def reconcile(key: str) -> None:
+            runs.append(key)
+            if len(runs) == 1:
+                await release.wait()
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=2)
+        queue.start()
+        queue.add("a", low_priority=True)
+        await _until(lambda: runs == ["a"])
+        queue.add("a", low_priority=True)
+        queue.add("a")
+        release.set()
+        await _until(lambda: len(runs) == 2)
+        await asyncio.sleep(0.05)
+        await queue.stop()
+        return runs
+
+    assert run(scenario) == ["a", "a"]

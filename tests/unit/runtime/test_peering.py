@@ -204,7 +204,7 @@ def test_a_restart_lists_in_pages_and_lets_idle_object_workers_go() -> None:
     settings = kopf.OperatorSettings()
     assert settings.watching.chunk_size is None  # Kopf's default: one list of everything
     configure_kopf(settings, "fulfillment-controller")
-    assert settings.watching.chunk_size == 500
+    assert settings.watching.chunk_size == 100
     assert settings.queueing.idle_timeout < 1.0
     assert settings.persistence.finalizer == "fulfillment-controller.orderflow.dev/finalizer"
     assert settings.posting.enabled is False

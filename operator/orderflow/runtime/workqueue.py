@@ -207,8 +207,9 @@ def _result(again: float | None) -> str:
 
 
 def listed(event_type: str | None) -> bool:
-    """Kopf's event type for an object of its initial list (after a start or a relist), which
-    changed nothing: such a key waits behind the others (WorkQueue.add's ``low_priority``)."""
+    """Whether Kopf delivered the object by listing it (at start, or when its watch had to start
+    over) rather than as a change: such a key waits behind the changed ones (WorkQueue.add's
+    ``low_priority``), and is still reconciled."""
     return event_type is None
 
 

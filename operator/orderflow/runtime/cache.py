@@ -97,7 +97,7 @@ def strip(body: Any) -> dict[str, Any]:
     annotations = metadata.get("annotations")
     if annotations and any(name in annotations for name in UNREAD_ANNOTATIONS):
         metadata["annotations"] = {k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS}
-    return {**{k: v for k, v in body.items()}, "metadata": metadata}
+    return dict(body.items(), metadata=metadata)
 
 
 def _plain(value: Any) -> Any:

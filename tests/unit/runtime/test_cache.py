@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
-from orderflow.runtime.cache import Store
+from orderflow.runtime.cache import LEARN_AFTER, Store
 
 
 def test_the_store_keeps_only_what_decisions_read() -> None:
@@ -52,3 +54,20 @@ def test_summaries_follow_puts_and_removals() -> None:
     assert list(store.summaries()) == ["Pending"]
     assert store.get(a) is None
     assert len(store) == 1
+
+
+def test_every_object_reads_back_the_same_before_and_after_the_store_learns_its_dictionary() -> None:
+    def order(i: int, phase: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": f"order-{i}", "namespace": "shop", "uid": f"uid-{i:04}", "resourceVersion": str(i)},
+            "spec": {"items": [{"sku": f"SKU-{i % 7}", "quantity": i}]},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": str(phase == "Completed")}]},
+        }
+
+    store: Store[None] = Store()
+    keys = [store.put(order(i, "Pending")) for i in range(LEARN_AFTER - 1)]  # compressed alone
+    keys += [store.put(order(i, "Completed")) for i in range(LEARN_AFTER - 1, 3 * LEARN_AFTER)]  # learned
+    store.put(order(0, "Completed"))  # replaces one kept from before
+    assert [store.get(key) for key in keys] == [order(0, "Completed")] + [
+        order(i, "Pending") for i in range(1, LEARN_AFTER - 1)
+    ] + [order(i, "Completed") for i in range(LEARN_AFTER - 1, 3 * LEARN_AFTER)]

@@ -50,7 +50,9 @@ def test_an_order_core_that_imports_the_fulfillment_controller_breaks_both(tmp_p
 
 def test_the_controllers_only_watch_through_kopf() -> None:
     # Event handlers only: Kopf writes no finalizer or annotation to the objects for them, and
-    # keeps no diff base (runtime.runner.NoDiffBase), which a change handler or daemon would need.
+    # keeps no diff base (runtime.runner.NoDiffBase), which a change handler or daemon would need,
+    # nor any memory of an object (runtime.runner.ForgetfulMemories), which daemons, timers,
+    # indexes, resume handlers and admission webhooks would need.
     kube = Kube(None)  # type: ignore[arg-type]  # nothing is requested: the registries are only read
     registries = {
         "order": order.build_registry(order.OrderController(kube)),
@@ -60,3 +62,5 @@ def test_the_controllers_only_watch_through_kopf() -> None:
         assert registry._watching.get_all_handlers(), which
         assert not registry._changing.get_all_handlers(), which
         assert not registry._spawning.get_all_handlers(), which
+        assert not registry._indexing.get_all_handlers(), which
+        assert not registry._webhooks.get_all_handlers(), which

@@ -3,16 +3,21 @@
 `.venv/bin/python -m orderflow.dev.bench.cache_bytes` builds a realistic finished Order and its shipped
 Fulfillment with the controllers' own cores (as the API server would return them, with the
 managedFields and last-applied annotation kubectl apply adds), puts 1,000 copies of each into the
-controllers' stores, and prints the memory tracemalloc attributes to each object.
+controllers' stores, and prints the memory tracemalloc attributes to each object; then what
+Kopf itself keeps of each object it has seen, with its own memories and with the controllers'.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from typing import Any
+
+from kopf._core.reactor.inventory import ResourceMemories  # Kopf's own, as kopf.run makes it
 
 from orderflow.api.common import API_VERSION
 from orderflow.api.fulfillment import FulfillmentSpec, FulfillmentStatus
@@ -21,6 +26,7 @@ from orderflow.dev import manifests
 from orderflow.fulfillment import workflow as fulfillment_core
 from orderflow.order import workflow as order_core
 from orderflow.runtime.cache import Store
+from orderflow.runtime.runner import ForgetfulMemories
 
 T0 = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
 ADDRESS = {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London", "postalCode": "SW1Y 4JH",
@@ -68,6 +74,17 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
     return as_returned(applied_order, "o" * 36, status.wire()), fulfillment
 
 
+def another(text: str, i: int) -> str:
+    """Workflow ``i`` of the same shape: its own names, uids, resource version and times, as in
+    a real cache (the store's dictionary would flatter copies that differ in the name alone)."""
+    when = (T0 + datetime.timedelta(seconds=7 * i)).isoformat()[:19]
+    for same, own in (("o" * 36, str(uuid.UUID(int=2 * i))), ("f" * 36, str(uuid.UUID(int=2 * i + 1))),
+                      ("order-1042", f"order-{100_000 + i}"), ("1234567", str(1_234_567 + 13 * i)),
+                      (T0.isoformat()[:19], when)):  # fmt: skip
+        text = text.replace(same, own)
+    return text
+
+
 def bytes_each(body: dict[str, Any], store: Callable[[], Store[Any]] | None) -> int:
     text = json.dumps(body)
     tracemalloc.start()
@@ -76,13 +93,26 @@ def bytes_each(body: dict[str, Any], store: Callable[[], Store[Any]] | None) -> 
     else:
         cache = store()
         for i in range(COPIES):
-            copy = json.loads(text)
-            copy["metadata"]["name"] = f"o{i}"
-            cache.put(copy)
+            cache.put(json.loads(another(text, i)))
         kept = [cache]
     used, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del kept
+    return used // COPIES
+
+
+def kopf_bytes_each(memories: ResourceMemories) -> int:
+    """What Kopf keeps of each object once a watch event of it has been handled."""
+    uids = [str(uuid.UUID(int=i)) for i in range(COPIES)]  # the watch event's own, before counting
+
+    async def see_each() -> None:
+        for uid in uids:
+            await memories.recall({"metadata": {"uid": uid}}, noticed_by_listing=True)
+
+    tracemalloc.start()
+    asyncio.run(see_each())
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     return used // COPIES
 
 
@@ -95,6 +125,8 @@ def main() -> None:
         ("Fulfillment, in the fulfillment controller's cache", bytes_each(fulfillment, Store)),
         ("Fulfillment, in the order controller's cache",
          bytes_each(fulfillment, lambda: Store(transform=order_core.fulfillment_as_read))),
+        ("Kopf's memory of an object it has seen", kopf_bytes_each(ResourceMemories())),
+        ("... with the controllers' ForgetfulMemories", kopf_bytes_each(ForgetfulMemories())),
     ]  # fmt: skip
     for what, size in rows:
         print(f"{what:55} {size:6} bytes")

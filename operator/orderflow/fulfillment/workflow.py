@@ -107,7 +107,7 @@ class _Draft:
     """A status being changed, collecting the events and history entries the changes make."""
 
     def __init__(self, observed: Observed) -> None:
-        self.status = observed.status.model_copy(deep=True)
+        self.status = observed.status.copied()
         self.events: list[Event] = []
         self.completed_steps: list[tuple[str, float]] = []
         self.transitions: list[str] = []

@@ -224,7 +224,7 @@ def _decide(
     ack_timeout: float,
 ) -> Decision:
     actions: list[Action] = [] if order.has_finalizer else [AddFinalizer()]
-    status = order.status.model_copy(deep=True)
+    status = order.status.copied()
     events: list[Event] = []
     gen = order.generation
 

@@ -86,8 +86,7 @@ class Store(Generic[S]):
         self._puts += 1
         if self._puts < LEARN_AFTER:
             return
-        # The last bodies put, an object's versions in several phases among them: zlib looks for
-        # repeats within the 32 KB before each byte, the latest sample nearest.
+        # The last bodies put: zlib finds each object's repeats of them in its window.
         # What was compressed alone decodes the same with it: a dictionary only fills the window
         # a stream may refer back into, and those streams never refer back past their own start.
         self._dictionary = b"".join(self._sample)[-DICTIONARY_BYTES:]
@@ -110,7 +109,7 @@ class Store(Generic[S]):
 
 
 LEARN_AFTER = 64  # puts before the store learns its dictionary
-DICTIONARY_SAMPLE = 8  # bodies it is made of: about 16 KB for Orders and Fulfillments
+DICTIONARY_SAMPLE = 2  # bodies it is made of: a longer dictionary slows every compression, for few bytes
 DICTIONARY_BYTES = 1 << zlib.MAX_WBITS  # zlib's window: it reads no further back than 32 KB
 
 

@@ -160,6 +160,10 @@ class WorkQueue(Generic[K]):
 
     async def _work(self) -> None:
         while True:
+            # A reconcile that decides from the cache alone never waits for anything: without a
+            # turn of the event loop between keys, a worker would hold it until the queue is
+            # empty, and Kopf's watches (a restart's listing, the next new object) with it.
+            await asyncio.sleep(0)
             key = await self._next()
             started = time.monotonic()
             added = self._added_at.pop(key, started)

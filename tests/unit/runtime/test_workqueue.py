@@ -181,3 +181,24 @@ def test_a_listed_key_added_while_it_runs_runs_once_more() -> None:
         return runs
 
     assert run(scenario) == ["a", "a"]
+
+
+def test_a_worker_lets_the_event_loop_run_between_reconciles_that_never_wait() -> None:
+    async def scenario() -> tuple[int, int]:
+        runs: list[str] = []
+
+        async def reconcile(key: str) -> None:
+            runs.append(key)  # decided from the cache alone: nothing to wait for
+
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=1)
+        for i in range(100):
+            queue.add(f"listed-{i}", low_priority=True)
+        queue.start()
+        await asyncio.sleep(0)  # the worker's first turn, then ours
+        seen = len(runs)
+        await _until(lambda: len(runs) == 100)
+        await queue.stop()
+        return seen, len(runs)
+
+    seen, done = run(scenario)
+    assert seen < done  # the rest of the loop (Kopf's watches) ran before the queue was empty

@@ -49,7 +49,7 @@ class Store(Generic[S]):
 
     Objects of one kind repeat each other's keys, condition reasons and messages, so after its
     first ``LEARN_AFTER`` puts the store compresses against a preset dictionary made of the last
-    few it was given, as zstd's trained dictionaries do for small records: about a third of the
+    bodies it was given, as zstd's trained dictionaries do for small records: about 40 % of the
     bytes of compressing each object alone.
     """
 

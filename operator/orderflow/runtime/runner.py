@@ -109,7 +109,7 @@ class ForgetfulMemories(ResourceMemories):
     orderflow.dev.bench.cache_bytes``), which is 16 MiB for the 20,000 objects the order
     controller watches with 10,000 workflows. What it holds is for what these controllers do not
     use: daemons and timers, indexes, resume handlers, memos, and a patch that Kopf failed to
-    apply (they make none). Each event now gets a fresh one, as Kopf gives admission webhooks.
+    apply (they make none). Each event now gets a fresh one, as Kopf's own webhooks get for a create.
 
     The one thing lost: Kopf's error throttling of an object (not of a handler: event handlers'
     errors are logged and do not throttle) starts again at its first delay with each event.

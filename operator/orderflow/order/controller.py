@@ -85,11 +85,11 @@ class OrderController:
         reconciles the Order it names, and its deletion leaves that Order's wake-ups alone.
         Every Fulfillment, not only those naming an Order: one made by hand with an Order's name
         takes that name, and the Order must see it to say so (and to never touch it)."""
-        key = ObjectKey.of(body)
         if event_type == "DELETED":
+            key = ObjectKey.of(body)
             self.fulfillments.remove(key)
         else:
-            self.fulfillments.put(body)
+            key = self.fulfillments.put(body)
         ref = (body.get("spec") or {}).get("orderRef") or {}
         self.queue.add(ObjectKey(key.namespace, ref.get("name") or key.name), low_priority=listed(event_type))
 

@@ -222,10 +222,9 @@ def observe(store: Store[Any], queue: WorkQueue[ObjectKey], event_type: str | No
     handler's whole job): the body into the store, then its key into the queue, so the reconcile
     reads at least this version; a deletion takes the body out and drops the key's pending
     wake-ups and failure count (its reconcile, if one is queued, finds nothing and stops)."""
-    key = ObjectKey.of(body)
     if event_type == "DELETED":
+        key = ObjectKey.of(body)
         store.remove(key)
         queue.forget(key)
         return
-    store.put(body)
-    queue.add(key, low_priority=listed(event_type))
+    queue.add(store.put(body), low_priority=listed(event_type))

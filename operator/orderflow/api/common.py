@@ -207,6 +207,26 @@ TTL_DESCRIPTION = (
 )
 
 
+DEADLINE_MAX = 2_147_483_647  # seconds; Job's activeDeadlineSeconds is an int64, this is plenty
+
+
+def active_deadline_description(what: str) -> str:
+    return (
+        f"Seconds, from this object's creation (metadata.creationTimestamp), within which {what} must "
+        "have finished, as a Job's activeDeadlineSeconds. Wall-clock time: paused time counts. Past it "
+        "the workflow ends Failed with reason DeadlineExceeded. May be raised or lowered while it runs; "
+        "final once it has passed."
+    )
+
+
+def due_at(created: datetime.datetime | None, seconds: int | None) -> datetime.datetime | None:
+    """When a workflow with ``activeDeadlineSeconds`` is due: None without a deadline (or before
+    the API server has given the object a creation time)."""
+    if created is None or seconds is None:
+        return None
+    return created + datetime.timedelta(seconds=seconds)
+
+
 def seconds_until_expiry(
     completed_at: datetime.datetime | None, ttl: int | None, now: datetime.datetime
 ) -> float | None:

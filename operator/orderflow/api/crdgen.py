@@ -92,6 +92,13 @@ KINDS = (
                 "description": "Fulfillment progress in percent",
             },
             {"name": "Tracking", "type": "string", "jsonPath": ".status.fulfillment.trackingNumber", "priority": 1},
+            {
+                "name": "Due",
+                "type": "string",  # a date column prints a time to come as "<invalid>"
+                "jsonPath": ".status.dueAt",
+                "description": "When the order is due (spec.activeDeadlineSeconds after creation)",
+                "priority": 1,
+            },
             _age(),
             *_ready(),
         ),

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 
 from orderflow.api.common import (
     CONDITIONS_EXTRA,
+    DEADLINE_MAX,
     HISTORY_LIMIT,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
@@ -25,6 +26,7 @@ from orderflow.api.common import (
     Model,
     ShippingAddress,
     StepDurations,
+    active_deadline_description,
     cel,
     one_way,
     unchanged,
@@ -139,6 +141,14 @@ class FulfillmentSpec(Model):
         description=TTL_DESCRIPTION + " A signal. The controller's default applies only to Fulfillments "
         "without an orderRef: one serving an Order gets its time to live from the Order, when the Order goes.",
     )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=DEADLINE_MAX,
+        description=active_deadline_description("the fulfillment")
+        + " A signal. Unset: the controller's default (--active-deadline-seconds), as recorded in "
+        "status.dueAt when the workflow first saw it; without one there is no deadline.",
+    )
     simulate_failure: SimulatedFailure | None = Field(
         default=None, description="Failure injection for demos and tests: fail at the given step. Fixed once started."
     )
@@ -182,6 +192,16 @@ class FulfillmentStatus(Model):
         default=None, description="The address in effect: the last one accepted from spec."
     )
     failure_message: str | None = Field(default=None, description="Why it failed, when phase is Failed.")
+    failure_reason: str | None = Field(
+        default=None,
+        description="Why it failed, as one CamelCase word, when the cause is not a step's own failure: "
+        "DeadlineExceeded (spec.activeDeadlineSeconds passed first).",
+    )
+    due_at: datetime.datetime | None = Field(
+        default=None,
+        description="When the workflow must have finished: metadata.creationTimestamp plus "
+        "spec.activeDeadlineSeconds (or the controller's default, when spec sets none). Unset: no deadline.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready (shipped), Reconciling, Stalled, Paused and Accepted (signals taken).",

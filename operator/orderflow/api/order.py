@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field
 
 from orderflow.api.common import (
     CONDITIONS_EXTRA,
+    DEADLINE_MAX,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
     TTL_DESCRIPTION,
@@ -24,6 +25,7 @@ from orderflow.api.common import (
     Model,
     ShippingAddress,
     StepDurations,
+    active_deadline_description,
     cel,
     one_way,
     unchanged,
@@ -57,16 +59,26 @@ class OrderPhase(enum.StrEnum):
 # shippingAddress) and deletionPolicy may change at any time. A rule on the whole object, since
 # "exists" is in status; a status write leaves spec as it was, so it always passes.
 FIXED_ONCE_FULFILLING = ("items", "customerEmail", "stepDurationSeconds")
-ORDER_RULES = tuple(
+ORDER_RULES = (
+    *(
+        cel(
+            "!has(oldSelf.status) || !has(oldSelf.status.fulfillment) || "
+            f"({unchanged(field, 'oldSelf.spec', 'self.spec')})",
+            f"spec.{field} is fixed once the order's Fulfillment exists; create a new Order to change what is ordered "
+            "(paused, cancelled, shippingAddress and deletionPolicy may still change)",
+            field_path=f".spec.{field}",
+            reason="FieldValueForbidden",
+        )
+        for field in FIXED_ONCE_FULFILLING
+    ),
+    # A missed deadline is final: the Fulfillment has been told to cancel, and cannot be untold.
     cel(
-        "!has(oldSelf.status) || !has(oldSelf.status.fulfillment) || "
-        f"({unchanged(field, 'oldSelf.spec', 'self.spec')})",
-        f"spec.{field} is fixed once the order's Fulfillment exists; create a new Order to change what is ordered "
-        "(paused, cancelled, shippingAddress and deletionPolicy may still change)",
-        field_path=f".spec.{field}",
+        "!has(oldSelf.status) || !has(oldSelf.status.deadlineExceededAt) || "
+        f"({unchanged('activeDeadlineSeconds', 'oldSelf.spec', 'self.spec')})",
+        "spec.activeDeadlineSeconds is final once the deadline has passed (status.deadlineExceededAt)",
+        field_path=".spec.activeDeadlineSeconds",
         reason="FieldValueForbidden",
-    )
-    for field in FIXED_ONCE_FULFILLING
+    ),
 )
 
 
@@ -106,6 +118,14 @@ class OrderSpec(Model):
         default=None,
         description="Passed to the Fulfillment when it is created; for demos and tests. "
         "Fixed once the Fulfillment exists.",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=DEADLINE_MAX,
+        description=active_deadline_description("the order")
+        + " The customer's promise: when it passes before the Fulfillment has shipped, the Fulfillment is "
+        "cancelled; a Fulfillment that ships before the cancel reaches it wins (Completed).",
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
@@ -152,6 +172,17 @@ class OrderStatus(Model):
     fulfillment: FulfillmentState | None = Field(default=None, description="The Fulfillment, as it reports itself.")
     signals: SentSignals | None = Field(default=None, description="The signals last sent to the Fulfillment.")
     completed_at: datetime.datetime | None = Field(default=None, description="When the order reached a final phase.")
+    due_at: datetime.datetime | None = Field(
+        default=None,
+        description="When the order is due: metadata.creationTimestamp plus spec.activeDeadlineSeconds. "
+        "Unset: no deadline.",
+    )
+    deadline_exceeded_at: datetime.datetime | None = Field(
+        default=None,
+        description="When the controller found the order past its due time, unshipped, and cancelled its "
+        "Fulfillment. Final: the order then ends Failed (DeadlineExceeded), or Completed if the parcel "
+        "shipped before the cancel reached it.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready (completed), Reconciling, Stalled, Paused and SignalsAcknowledged.",

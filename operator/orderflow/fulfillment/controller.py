@@ -21,7 +21,7 @@ from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import AsyncKube, Conflict, Kube, KubeClient
 from orderflow.runtime.logs import log_decision
-from orderflow.runtime.reading import generation_of, status_of
+from orderflow.runtime.reading import created_at, generation_of, status_of
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWriter
 from orderflow.runtime.workqueue import WorkQueue, observe
@@ -34,12 +34,20 @@ log = logging.getLogger("orderflow.fulfillment")
 
 
 class FulfillmentController:
-    def __init__(self, kube: Kube, step_seconds: float, workers: int = 4, default_ttl: int | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        step_seconds: float,
+        workers: int = 4,
+        default_ttl: int | None = None,
+        default_deadline: int | None = None,
+    ) -> None:
         self.kube: KubeClient = AsyncKube(kube, COMPONENT)
         self.status_writer = StatusWriter(PLURAL, COMPONENT, log)
         # The default duration of each step, for Fulfillments that set none.
         self.step_times = workflow.StepTimes(picking=step_seconds, packing=step_seconds)
         self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
+        self.default_deadline = default_deadline  # activeDeadlineSeconds of Fulfillments that set none
         self.store: Store[str] = Store(summary=metrics.phase_of)
         self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
         metrics.count_phases(COMPONENT, "Fulfillment", self.store.summaries)
@@ -57,7 +65,7 @@ class FulfillmentController:
         except ValidationError as exc:
             before = status_of(body, FulfillmentStatus)
             return await self._write(body, before, workflow.reject_spec(before, generation_of(body), exc, now))
-        decision = workflow.decide(observed, now, self.step_times, self.default_ttl)
+        decision = workflow.decide(observed, now, self.step_times, self.default_ttl, self.default_deadline)
         if decision.expired:
             return await self._expire(body)
         return await self._write(body, observed.status, decision)
@@ -108,6 +116,7 @@ def _parse(body: dict[str, Any]) -> workflow.Observed:
         generation=generation_of(body),
         spec=FulfillmentSpec.model_validate(body.get("spec") or {}),
         status=FulfillmentStatus.model_validate(body.get("status") or {}),
+        created_at=created_at(body),
     )
 
 
@@ -116,6 +125,9 @@ def _count_transitions(decision: workflow.Decision) -> None:
         metrics.TRANSITIONS.labels(COMPONENT, reason).inc()
     for step, seconds in decision.completed_steps:
         metrics.STEP_SECONDS.labels(COMPONENT, step).observe(seconds)
+    if decision.deadline_lateness is not None:
+        metrics.DEADLINES_MISSED.labels(COMPONENT, "Fulfillment").inc()
+        metrics.DEADLINE_LATENESS_SECONDS.labels(COMPONENT, "Fulfillment").observe(decision.deadline_lateness)
 
 
 def build_registry(controller: FulfillmentController) -> kopf.OperatorRegistry:

@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import hashlib
 
-from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry, seconds_until_expiry
+from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry, due_at, seconds_until_expiry
 from orderflow.api.fulfillment import (
     STEPS,
     FulfillmentPhase,
@@ -63,6 +63,7 @@ class Observed:
     generation: int
     spec: FulfillmentSpec
     status: FulfillmentStatus
+    created_at: datetime.datetime | None = None  # metadata.creationTimestamp: a deadline's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Decision:
     completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
     expired: bool = False  # finished and its time to live is over: delete it
+    deadline_lateness: float | None = None  # failed by its deadline now: seconds after the due time
 
 
 def tracking_number(uid: str) -> str:
@@ -135,10 +137,17 @@ class _Draft:
         self.record(at, reason, message, warning)
 
 
-def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, default_ttl: int | None = None) -> Decision:
+def decide(
+    observed: Observed,
+    now: datetime.datetime,
+    defaults: StepTimes,
+    default_ttl: int | None = None,
+    default_deadline: int | None = None,
+) -> Decision:
     """``default_ttl``: the controller's retention, for Fulfillments that set none and serve no
-    Order (one serving an Order is given its time to live by the Order, when the Order goes)."""
-    decision = _decide(observed, now, defaults)
+    Order (one serving an Order is given its time to live by the Order, when the Order goes).
+    ``default_deadline``: the controller's activeDeadlineSeconds, for Fulfillments that set none."""
+    decision = _decide(observed, now, defaults, default_deadline)
     spec = observed.spec
     ttl = spec.ttl_seconds_after_finished
     if ttl is None and spec.order_ref is None:
@@ -153,11 +162,12 @@ def decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, defa
     return dataclasses.replace(decision, requeue_after=requeue)
 
 
-def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> Decision:
+def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, default_deadline: int | None) -> Decision:
     spec = observed.spec
     draft = _Draft(observed)
     s = draft.status
     refusals: list[tuple[str, str]] = []
+    lateness: float | None = None
 
     if s.progress is None:
         s.progress = progress_of(s.phase, None)
@@ -173,6 +183,18 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> 
             )
         )
         s.step_resumed_at = now
+
+    # The deadline goes first: what happened by the due time counts, nothing after it does (a
+    # signal read after the due time comes too late, whenever it was sent).
+    if not s.phase.terminal:
+        s.due_at = _due(observed, default_deadline)
+    if s.due_at is not None and s.due_at <= now and not s.phase.terminal:
+        _advance(draft, observed, s.due_at, defaults)  # steps that ended by the due time still count
+        if not s.phase.terminal:
+            lateness = (now - s.due_at).total_seconds()
+            s.failure_message = f"deadline exceeded: due at {s.due_at.isoformat()}, during {s.phase.value}"
+            s.failure_reason = "DeadlineExceeded"
+            draft.enter(Phase.FAILED, s.due_at, "DeadlineExceeded", s.failure_message, warning=True)
 
     # The address: taken until shipped (or otherwise finished), refused after.
     if s.shipping_address is None:
@@ -212,6 +234,9 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> 
             draft.record(now, "Resumed", f"resumed {s.phase.value}")
 
     requeue_after = _advance(draft, observed, now, defaults)
+    if s.due_at is not None and not s.phase.terminal:
+        until_due = (s.due_at - now).total_seconds()
+        requeue_after = until_due if requeue_after is None else min(requeue_after, until_due)
     inconsistent = _inconsistency(draft.status)
     if inconsistent and newly(observed.status.conditions, "Stalled", ConditionStatus.TRUE, "InconsistentStatus"):
         draft.events.append(Event("Warning", "InconsistentStatus", inconsistent))
@@ -229,7 +254,21 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> 
         requeue_after=requeue_after,
         completed_steps=tuple(draft.completed_steps),
         transitions=tuple(draft.transitions),
+        deadline_lateness=lateness,
     )
+
+
+def _due(observed: Observed, default_deadline: int | None) -> datetime.datetime | None:
+    """The due time: from spec when it sets a deadline (which may be raised or lowered), else the
+    one recorded in status, else the controller's default. Recorded, a default stays as it was
+    when the workflow first saw it: a controller restarted with another default changes no
+    deadline already promised."""
+    spec, recorded = observed.spec, observed.status.due_at
+    if spec.active_deadline_seconds is not None:
+        return due_at(observed.created_at, spec.active_deadline_seconds)
+    if recorded is not None:
+        return recorded
+    return due_at(observed.created_at, default_deadline)
 
 
 def _one_event(events: list[Event]) -> list[Event]:
@@ -313,7 +352,7 @@ def _set_conditions(
     elif s.phase is Phase.CANCELLED:
         ready = (T, "Cancelled", "cancelled, as spec.cancelled asked")
     elif s.phase is Phase.FAILED:
-        ready = (F, "Failed", s.failure_message or "failed")
+        ready = (F, s.failure_reason or "Failed", s.failure_message or "failed")
     elif s.phase is Phase.PENDING and not spec.started:
         ready = (T, "NotStarted", "waiting for spec.started=true; nothing to do until then")
     elif s.phase is Phase.PENDING:
@@ -337,7 +376,7 @@ def _set_conditions(
     if inconsistent:
         stalled = (T, "InconsistentStatus", inconsistent)
     elif s.phase is Phase.FAILED:
-        stalled = (T, "Failed", s.failure_message or "failed")
+        stalled = (T, s.failure_reason or "Failed", s.failure_message or "failed")
     else:
         stalled = NO_ERROR
     set_kstatus(s.conditions, generation, now, ready=ready, reconciling=reconciling, stalled=stalled)

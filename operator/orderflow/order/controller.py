@@ -28,7 +28,7 @@ from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, K
 from orderflow.runtime.conditions import describe_error, get_condition
 from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
-from orderflow.runtime.reading import generation_of, status_of
+from orderflow.runtime.reading import created_at, generation_of, status_of
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, StatusWriter
 from orderflow.runtime.workqueue import WorkQueue, listed, observe
@@ -171,6 +171,11 @@ class OrderController:
         after = written.phase if written is not None else before.phase
         if after is not before.phase:
             metrics.TRANSITIONS.labels(COMPONENT, after.value).inc()
+        if written is not None and before.deadline_exceeded_at is None and written.deadline_exceeded_at is not None:
+            metrics.DEADLINES_MISSED.labels(COMPONENT, "Order").inc()
+            if written.due_at is not None:
+                lateness = (written.deadline_exceeded_at - written.due_at).total_seconds()
+                metrics.DEADLINE_LATENESS_SECONDS.labels(COMPONENT, "Order").observe(lateness)
         log_decision(log, "Order", key, before.phase.value, after.value, actions=done, events=events)
 
     async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -253,6 +258,7 @@ def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
         status=status_of(body, OrderStatus),
         deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=workflow.FINALIZER in meta.get("finalizers", []),
+        created_at=created_at(body),
     )
 
 

@@ -14,7 +14,7 @@ import datetime
 import hashlib
 from typing import Any
 
-from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, seconds_until_expiry
+from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, due_at, seconds_until_expiry
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import (
@@ -46,6 +46,7 @@ class ObservedOrder:
     status: OrderStatus
     deleting: bool = False
     has_finalizer: bool = True
+    created_at: datetime.datetime | None = None  # metadata.creationTimestamp: the deadline's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +228,11 @@ def _decide(
     status = order.status.copied()
     events: list[Event] = []
     gen = order.generation
+    past_due = _deadline(order, status, fulfillment, now, events)
 
     if status.fulfillment is None:  # not created yet
+        if past_due and not order.spec.cancelled and (fulfillment is None or not is_ours(order, None, fulfillment)):
+            return _deadline_failed(order, status, actions, events, now, "no Fulfillment was started")
         problems = validate(order.spec)
         if problems:
             message = "; ".join(problems)
@@ -286,6 +290,10 @@ def _decide(
         )
 
     assert status.fulfillment is not None
+    if past_due and (fulfillment is None or not is_ours(order, status.fulfillment, fulfillment)):
+        if status.phase.terminal:
+            return _done(order, status, actions, events)
+        return _deadline_failed(order, status, actions, events, now, f"Fulfillment {status.fulfillment.name} is gone")
     if fulfillment is None:
         return _missing(order, status, actions, events, now)
     if not is_ours(order, status.fulfillment, fulfillment):
@@ -296,16 +304,19 @@ def _decide(
     patch: dict[str, Any] = {}
     if order.spec.paused != signals.paused:
         patch["paused"] = order.spec.paused
-    if order.spec.cancelled and not signals.cancelled:
+    terminal = fulfillment.status.phase.terminal
+    # Past its deadline, an order cancels a Fulfillment still at work (one that has finished has
+    # nothing left to cancel: a parcel that shipped first is shipped).
+    cancel = order.spec.cancelled or (past_due and not terminal)
+    if cancel and not signals.cancelled:
         patch["cancelled"] = True
     if order.spec.shipping_address != signals.shipping_address:
         patch["shippingAddress"] = order.spec.shipping_address.wire()
-    terminal = fulfillment.status.phase.terminal
     if patch and not (terminal and set(patch) == {"paused"}):
         actions.append(SendSignals(patch))
         status.signals = SentSignals(
             paused=order.spec.paused,
-            cancelled=order.spec.cancelled,
+            cancelled=cancel or signals.cancelled,
             shipping_address=order.spec.shipping_address,
             generation=None,  # filled in from the Fulfillment's new generation once written
             sent_at=now,
@@ -316,7 +327,62 @@ def _decide(
     _mirror(status, fulfillment, order.spec, gen, now, events, order.status)
     requeue = _acknowledgement(status, fulfillment, gen, now, ack_timeout, events)
     _say_unacknowledged(status, gen, now)
+    if status.due_at is not None and not past_due and not status.phase.terminal:
+        until_due = (status.due_at - now).total_seconds()
+        requeue = until_due if requeue is None else min(requeue, until_due)
     return _done(order, status, actions, events, requeue_after=requeue)
+
+
+def _deadline(
+    order: ObservedOrder,
+    status: OrderStatus,
+    fulfillment: ObservedFulfillment | None,
+    now: datetime.datetime,
+    events: list[Event],
+) -> bool:
+    """Whether the order is past its deadline, unfinished: the first decision to find it so records
+    when (``deadlineExceededAt``, final) and warns once. The due time follows the spec until then
+    (a raised deadline moves it), and is derived from the creation time the API server recorded,
+    so a restarted controller finds the same one, and acts on it once."""
+    if status.phase.terminal:
+        return False
+    if status.deadline_exceeded_at is not None:
+        return True
+    status.due_at = due_at(order.created_at, order.spec.active_deadline_seconds)
+    if status.due_at is None or status.due_at > now:
+        return False
+    if fulfillment is not None and fulfillment.status.phase.value == "Shipped" and fulfillment.status.tracking_number:
+        return False  # shipped first: Completed, whenever the order controller gets to see it
+    status.deadline_exceeded_at = now
+    what = f"cancelling Fulfillment {status.fulfillment.name}" if status.fulfillment else "no Fulfillment was started"
+    events.append(
+        Event("Warning", "DeadlineExceeded", f"the order was due at {_when(status.due_at)} and has not shipped; {what}")
+    )
+    return True
+
+
+def _deadline_failed(
+    order: ObservedOrder,
+    status: OrderStatus,
+    actions: list[Action],
+    events: list[Event],
+    now: datetime.datetime,
+    why: str,
+) -> Decision:
+    """Past its deadline with no Fulfillment of its own to cancel: Failed at once."""
+    assert status.due_at is not None
+    message = f"the order was due at {_when(status.due_at)}; {why}"
+    status.phase = OrderPhase.FAILED
+    status.completed_at = status.completed_at or now
+    _conditions(
+        status, order.generation, now, ready=(F, "DeadlineExceeded", message), stalled=(T, "DeadlineExceeded", message)
+    )
+    events.append(Event("Warning", "Failed", f"order failed: {message}"))
+    return _done(order, status, actions, events)
+
+
+def _when(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,25 +585,29 @@ def _mirror(
         message=(latest.message if refused and latest else fs.failure_message),
     )
     inconsistent = fs.phase.value == "Shipped" and not fs.tracking_number
+    # Cancelled for the order's deadline (not as spec.cancelled asked): the order has failed.
+    missed = status.deadline_exceeded_at is not None and status.due_at is not None and not spec.cancelled
     phase = (
         OrderPhase.FULFILLING
         if inconsistent  # not trusted: the fulfillment controller always writes one
         else {
             "Shipped": OrderPhase.COMPLETED,
-            "Cancelled": OrderPhase.CANCELLED,
+            "Cancelled": OrderPhase.FAILED if missed else OrderPhase.CANCELLED,
             "Failed": OrderPhase.FAILED,
         }.get(fs.phase.value, OrderPhase.FULFILLING)
     )
     status.phase = phase
+    due = f"the order was due at {_when(status.due_at)}" if missed and status.due_at else ""
     if phase.terminal:
         status.completed_at = status.completed_at or now
         if before.phase is not phase:
             kind = "Warning" if phase is OrderPhase.FAILED else "Normal"
-            detail = (
-                f"tracking number {fs.tracking_number}"
-                if phase is OrderPhase.COMPLETED
-                else (fs.failure_message or f"fulfillment {fs.phase.value}")
-            )
+            if phase is OrderPhase.COMPLETED:
+                detail = f"tracking number {fs.tracking_number}"
+            elif missed and fs.phase.value == "Cancelled":
+                detail = f"{due}; Fulfillment {f.name} was cancelled"
+            else:
+                detail = fs.failure_message or f"fulfillment {fs.phase.value}"
             events.append(Event(kind, phase.value, f"order {phase.value.lower()}: {detail}"))
 
     # kstatus's reading (docs/status.md): Ready = the spec is done, Stalled = it cannot get there
@@ -551,8 +621,21 @@ def _mirror(
         ready, stalled = (F, "FulfillmentStatusInconsistent", message), (T, "FulfillmentStatusInconsistent", message)
         if newly(before.conditions, "Stalled", T, "FulfillmentStatusInconsistent"):
             events.append(Event("Warning", "FulfillmentStatusInconsistent", message))
+    elif phase is OrderPhase.COMPLETED and missed:
+        message = (
+            f"shipped; tracking number {fs.tracking_number}; "
+            f"it shipped before the cancel for the deadline reached it ({due})"
+        )
+        ready = (T, "Completed", message)
     elif phase is OrderPhase.COMPLETED:
         ready = (T, "Completed", f"shipped; tracking number {fs.tracking_number}")
+    elif phase is OrderPhase.FAILED and missed and fs.phase.value == "Cancelled":
+        was = before.fulfillment.phase if before.fulfillment else None
+        message = f"{due}; Fulfillment {f.name} was cancelled" + (f" during {was}" if was in _AT_WORK else "")
+        ready, stalled = (F, "DeadlineExceeded", message), (T, "DeadlineExceeded", message)
+    elif missed and not phase.terminal:
+        message = f"{due}; cancelling Fulfillment {f.name} (now {step})"
+        ready, reconciling = (F, "DeadlineExceeded", message), (T, "DeadlineExceeded", message)
     elif phase is OrderPhase.CANCELLED and spec.cancelled:
         ready = (T, "Cancelled", "cancelled, as spec.cancelled asked")
     elif phase is OrderPhase.CANCELLED:
@@ -575,7 +658,8 @@ def _mirror(
         )
         ready, stalled = (F, "PausedElsewhere", message), (T, "PausedElsewhere", message)
     else:
-        ready = (F, "Fulfilling", f"fulfillment {step}" + (" (paused)" if fs.paused else ""))
+        due_by = f"; due at {_when(status.due_at)}" if status.due_at else ""
+        ready = (F, "Fulfilling", f"fulfillment {step}" + (" (paused)" if fs.paused else "") + due_by)
         reconciling = (T, "Fulfilling", f"fulfillment {step}")
     paused = (T, "FulfillmentPaused", f"paused during {step}") if fs.paused else None
     _conditions(status, gen, now, ready=ready, reconciling=reconciling, stalled=stalled, paused=paused)
@@ -592,6 +676,9 @@ def _mirror(
         gen,
         now,
     )
+
+
+_AT_WORK = ("Pending", "Picking", "Packing")
 
 
 def _acknowledgement(

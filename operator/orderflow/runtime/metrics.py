@@ -53,6 +53,18 @@ STEP_SECONDS = Histogram(
     ["controller", "step"],
     buckets=STEP_BUCKETS,
 )
+DEADLINES_MISSED = Counter(
+    "orderflow_deadlines_missed_total",
+    "Workflows found past spec.activeDeadlineSeconds before they finished, by kind: a Fulfillment "
+    "failed DeadlineExceeded, an Order whose Fulfillment was cancelled for it.",
+    ["controller", "kind"],
+)
+DEADLINE_LATENESS_SECONDS = Histogram(
+    "orderflow_deadline_lateness_seconds",
+    "How long after its due time a missed deadline was acted on.",
+    ["controller", "kind"],
+    buckets=_LATENCY_BUCKETS,
+)
 SIGNAL_ACK_SECONDS = Histogram(
     "orderflow_signal_ack_seconds",
     "Time from sending a signal to the Fulfillment acknowledging it (observedGeneration).",

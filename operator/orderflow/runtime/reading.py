@@ -6,6 +6,7 @@ and address with it (``order.workflow.ObservedFulfillment.from_body``).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,3 +35,12 @@ def status_of(body: Mapping[str, Any], model: type[M]) -> M:
 def generation_of(body: Mapping[str, Any]) -> int:
     """``metadata.generation``; 1 for a body that has none (a test's, or one created just now)."""
     return int(body["metadata"].get("generation", 1))
+
+
+def created_at(body: Mapping[str, Any]) -> datetime.datetime | None:
+    """``metadata.creationTimestamp``, which the API server sets and nobody can change: the start
+    of a deadline's wall clock. None for a body that has none (a test's)."""
+    stamp = body["metadata"].get("creationTimestamp")
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))

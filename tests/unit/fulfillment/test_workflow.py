@@ -29,8 +29,9 @@ def spec(**fields: Any) -> FulfillmentSpec:
 class Clock:
     """Runs the workflow the way the controller does: each reconcile feeds back the last status."""
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, default_deadline: int | None = None, **fields: Any) -> None:
         self.now = T0
+        self.default_deadline = default_deadline
         self.spec = spec(**fields)
         self.generation = 1
         self.status = FulfillmentStatus()
@@ -47,7 +48,9 @@ class Clock:
         return self.reconcile()
 
     def reconcile(self) -> Clock:
-        decision = decide(Observed("f", "uid-1", self.generation, self.spec, self.status), self.now, STEPS)
+        observed = Observed("f", "uid-1", self.generation, self.spec, self.status, created_at=T0)
+        decision = decide(observed, self.now, STEPS, default_deadline=self.default_deadline)
+        self.last = decision
         self.status = decision.status
         self.events += [e.reason for e in decision.events]
         self.requeue_after = decision.requeue_after
@@ -347,3 +350,94 @@ def test_the_default_time_to_live_never_applies_to_a_fulfillment_serving_an_orde
         assert clock.phase is FulfillmentPhase.CANCELLED
         decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS, default_ttl=0)
         assert decision.expired is expired, fields
+
+
+# -- spec.activeDeadlineSeconds: wall-clock time from creation --------------------------------
+
+
+def test_a_deadline_before_shipping_fails_the_workflow_at_the_due_time() -> None:
+    clock = Clock(started=True, activeDeadlineSeconds=25).reconcile()
+    assert clock.status.due_at == T0 + datetime.timedelta(seconds=25)
+    assert clock.requeue_after == 10  # Picking ends first
+    assert clock.advance(10).phase is FulfillmentPhase.PACKING
+    assert clock.requeue_after == 15  # then the deadline, before Packing's 20 s are up
+    clock.advance(15.2)
+    assert clock.phase is FulfillmentPhase.FAILED
+    assert clock.condition("Ready") == ("False", "DeadlineExceeded")
+    assert clock.condition("Stalled") == ("True", "DeadlineExceeded")
+    assert clock.status.failure_reason == "DeadlineExceeded"
+    assert clock.status.completed_at == clock.status.due_at  # it failed when it was due, not when seen
+    assert clock.status.history[-1].reason == "DeadlineExceeded"
+    assert clock.events[-1] == "DeadlineExceeded"
+    assert clock.last.deadline_lateness is not None
+    assert abs(clock.last.deadline_lateness - 0.2) < 1e-6
+    assert clock.requeue_after is None
+
+
+def test_paused_time_counts_towards_the_deadline() -> None:
+    clock = Clock(started=True, paused=True, activeDeadlineSeconds=5).reconcile()
+    assert clock.requeue_after == 5  # nothing runs while paused, but the deadline's clock does
+    assert clock.advance(5).phase is FulfillmentPhase.FAILED
+    assert clock.status.failure_reason == "DeadlineExceeded"
+
+
+def test_shipped_by_the_due_time_wins_even_when_seen_late() -> None:
+    # Steps of 10 + 20 s end at 30 s; due at 30 s; the controller looks only at 100 s (a restart).
+    clock = Clock(started=True, activeDeadlineSeconds=30).reconcile()
+    clock.now += datetime.timedelta(seconds=100)
+    clock.reconcile()
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.last.deadline_lateness is None
+
+
+def test_a_step_ending_after_the_due_time_does_not_count_when_seen_late() -> None:
+    clock = Clock(started=True, activeDeadlineSeconds=29).reconcile()
+    clock.now += datetime.timedelta(seconds=100)
+    clock.reconcile()
+    assert clock.phase is FulfillmentPhase.FAILED
+    assert [h.reason for h in clock.status.history] == ["Started", "Picked", "DeadlineExceeded"]
+    assert clock.status.tracking_number is None
+
+
+def test_a_raised_deadline_lets_the_workflow_go_on() -> None:
+    clock = Clock(started=True, activeDeadlineSeconds=15).reconcile().advance(12)
+    assert clock.requeue_after == 3
+    clock.signal(activeDeadlineSeconds=60)
+    assert clock.requeue_after == 18  # Packing's remaining time, now before the deadline
+    assert clock.advance(18).phase is FulfillmentPhase.SHIPPED
+
+
+def test_a_cancel_read_after_the_due_time_comes_too_late() -> None:
+    clock = Clock(started=True, activeDeadlineSeconds=5).reconcile()
+    clock.now += datetime.timedelta(seconds=6)
+    clock.signal(cancelled=True)
+    assert clock.phase is FulfillmentPhase.FAILED
+    assert clock.status.failure_reason == "DeadlineExceeded"
+
+
+def test_the_controllers_default_deadline_is_recorded_and_kept() -> None:
+    clock = Clock(default_deadline=50, started=True).reconcile()
+    assert clock.status.due_at == T0 + datetime.timedelta(seconds=50)
+    clock.default_deadline = 5  # a controller restarted with another default
+    assert clock.advance(8).phase is FulfillmentPhase.PICKING  # the recorded promise stands
+    assert clock.status.due_at == T0 + datetime.timedelta(seconds=50)
+
+
+def test_spec_overrides_the_default_deadline() -> None:
+    clock = Clock(default_deadline=5, started=True, activeDeadlineSeconds=100).reconcile()
+    assert clock.advance(30).phase is FulfillmentPhase.SHIPPED
+
+
+def test_no_deadline_no_due_time() -> None:
+    clock = Clock(started=True).reconcile()
+    assert clock.status.due_at is None
+    assert clock.advance(1000).phase is FulfillmentPhase.SHIPPED
+
+
+def test_a_finished_workflow_gets_no_deadline_later() -> None:
+    clock = Clock(started=True).reconcile().advance(30)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    clock.default_deadline = 1
+    clock.advance(100)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.status.due_at is None  # a restart with a new default writes nothing to finished work

@@ -458,3 +458,146 @@ def test_a_fulfillment_is_read_as_far_as_it_can_be() -> None:
     read = wf.ObservedFulfillment.from_body(unreadable)
     assert read.shipping_address is None
     assert read.status == FulfillmentStatus()
+
+
+# -- spec.activeDeadlineSeconds: the customer's promise, wall-clock from creation -----------------
+
+
+def due_order(status: OrderStatus | None = None, generation: int = 1, **spec: Any) -> wf.ObservedOrder:
+    o = order(status, generation, **spec)
+    return wf.ObservedOrder(**{**o.__dict__, "created_at": T0})
+
+
+def at(seconds: float) -> datetime.datetime:
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def test_an_order_with_a_deadline_says_when_it_is_due_and_wakes_then() -> None:
+    first = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK)
+    assert first.status is not None
+    assert first.status.due_at == at(100)
+    later = wf.decide(due_order(first.status, activeDeadlineSeconds=100), fulfillment(), at(90), ACK)
+    assert later.status is not None
+    assert later.status.deadline_exceeded_at is None
+    assert later.requeue_after == 10
+    assert later.actions == ()
+
+
+def past_due(seconds: float = 101, **more: Any) -> tuple[wf.Decision, OrderStatus]:
+    status = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK).status
+    assert status is not None
+    decision = wf.decide(due_order(status, activeDeadlineSeconds=100), fulfillment(**more), at(seconds), ACK)
+    assert decision.status is not None
+    return decision, decision.status
+
+
+def test_past_the_deadline_the_fulfillment_is_cancelled_once_and_the_order_warns_once() -> None:
+    decision, status = past_due()
+    assert decision.actions == (wf.SendSignals({"cancelled": True}),)
+    assert status.deadline_exceeded_at == at(101)
+    assert status.phase is OrderPhase.FULFILLING  # until the Fulfillment confirms it stopped
+    assert cond(status, "Ready") == ("False", "DeadlineExceeded")
+    assert cond(status, "Reconciling") == ("True", "DeadlineExceeded")
+    warnings = [e for e in decision.events if e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["DeadlineExceeded"]
+    assert "2026-11-25T12:01:40Z" in warnings[0].message  # the time it was due
+    again = wf.decide(due_order(status, activeDeadlineSeconds=100), fulfillment(generation=2), at(102), ACK)
+    assert again.actions == ()
+    assert "DeadlineExceeded" not in [e.reason for e in again.events]
+
+
+def test_the_fulfillment_cancelled_for_the_deadline_fails_the_order() -> None:
+    _, status = past_due()
+    cancelled = fulfillment("Cancelled", generation=2, observed=2)
+    decision = wf.decide(due_order(status, activeDeadlineSeconds=100), cancelled, at(102), ACK)
+    s = decision.status
+    assert s is not None
+    assert s.phase is OrderPhase.FAILED
+    assert cond(s, "Ready") == ("False", "DeadlineExceeded")
+    assert cond(s, "Stalled") == ("True", "DeadlineExceeded")
+    assert s.completed_at == at(102)
+    assert [e.reason for e in decision.events] == ["Failed"]
+
+
+def test_shipped_in_the_same_reconcile_that_finds_the_deadline_passed_completes() -> None:
+    decision, status = past_due(phase="Shipped", trackingNumber="OF1")
+    assert decision.actions == ()
+    assert status.phase is OrderPhase.COMPLETED
+    assert status.deadline_exceeded_at is None
+    assert cond(status, "Ready") == ("True", "Completed")
+
+
+def test_shipped_before_the_cancel_reached_it_completes_and_says_so() -> None:
+    _, status = past_due()
+    shipped = fulfillment("Shipped", generation=2, observed=2, trackingNumber="OF1")
+    decision = wf.decide(due_order(status, activeDeadlineSeconds=100), shipped, at(102), ACK)
+    s = decision.status
+    assert s is not None
+    assert s.phase is OrderPhase.COMPLETED  # never both: the Fulfillment's answer decides
+    ready = next(c for c in s.conditions if c.type == "Ready")
+    assert ready.status == "True"
+    assert "before the cancel for the deadline" in ready.message
+
+
+def test_a_raised_deadline_moves_the_due_time_before_it_passes() -> None:
+    status = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK).status
+    raised = wf.decide(due_order(status, 2, activeDeadlineSeconds=500), fulfillment(), at(150), ACK)
+    assert raised.actions == ()
+    assert raised.status is not None
+    assert raised.status.due_at == at(500)
+    assert raised.requeue_after == 350
+
+
+def test_a_passed_deadline_is_final_even_if_the_spec_says_otherwise_later() -> None:
+    _, status = past_due()
+    decision = wf.decide(due_order(status, 2, activeDeadlineSeconds=9999), fulfillment(), at(103), ACK)
+    assert decision.status is not None
+    assert decision.status.deadline_exceeded_at == at(101)
+    cancelled = fulfillment("Cancelled", generation=2, observed=2)
+    final = wf.decide(due_order(decision.status, 2, activeDeadlineSeconds=9999), cancelled, at(104), ACK)
+    assert final.status is not None
+    assert final.status.phase is OrderPhase.FAILED
+
+
+def test_paused_time_counts_towards_the_order_deadline() -> None:
+    _, status = past_due(paused=True)  # paused on both sides as the order asked
+    assert status.deadline_exceeded_at == at(101)
+
+
+def test_an_order_past_due_without_a_fulfillment_fails_at_once_and_creates_none() -> None:
+    # Invalid (over 1,000 units): no Fulfillment was ever created; the deadline still ends it.
+    big = {"items": [{"sku": "A", "quantity": 1001}], "activeDeadlineSeconds": 100}
+    invalid = wf.decide(due_order(**big), None, T0, ACK).status
+    assert invalid is not None
+    assert invalid.phase is OrderPhase.INVALID
+    decision = wf.decide(due_order(invalid, **big), None, at(100), ACK)
+    s = decision.status
+    assert s is not None
+    assert s.phase is OrderPhase.FAILED
+    assert cond(s, "Ready") == ("False", "DeadlineExceeded")
+    assert not any(isinstance(a, wf.CreateFulfillment) for a in decision.actions)
+    assert [e.reason for e in decision.events] == ["DeadlineExceeded", "Failed"]
+
+
+def test_the_fulfillments_own_deadline_is_its_failure_not_the_orders() -> None:
+    status = wf.decide(due_order(activeDeadlineSeconds=1000), None, T0, ACK).status
+    failed = fulfillment(
+        "Failed", failureReason="DeadlineExceeded", failureMessage="deadline exceeded: due at 12:00:50"
+    )
+    decision = wf.decide(due_order(status, activeDeadlineSeconds=1000), failed, at(60), ACK)
+    s = decision.status
+    assert s is not None
+    assert s.phase is OrderPhase.FAILED
+    assert s.deadline_exceeded_at is None
+    assert cond(s, "Ready") == ("False", "FulfillmentFailed")
+    assert decision.actions == ()
+
+
+def test_a_cancel_the_customer_asked_for_stays_a_cancel_past_the_deadline() -> None:
+    status = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK).status
+    asked = wf.decide(due_order(status, 2, cancelled=True, activeDeadlineSeconds=100), fulfillment(), at(50), ACK)
+    cancelled = fulfillment("Cancelled", generation=2, observed=2)
+    s = wf.decide(due_order(asked.status, 2, cancelled=True, activeDeadlineSeconds=100), cancelled, at(150), ACK).status
+    assert s is not None
+    assert s.phase is OrderPhase.CANCELLED
+    assert cond(s, "Ready") == ("True", "Cancelled")

@@ -6,6 +6,7 @@ The dev wing (``pip install 'orderflow[dev]'``) adds ``cluster``, ``image`` and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from importlib.metadata import entry_points
@@ -34,6 +35,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from orderflow.runtime.client import Kube
+    from orderflow.runtime.retry import RetryPolicy
     from orderflow.runtime.runner import RunOptions, run
 
     options = RunOptions(
@@ -47,6 +49,16 @@ def _run(args: argparse.Namespace) -> int:
         metrics_bind_address=args.metrics_bind_address,
         verbose=args.verbose,
     )
+    try:
+        retry = RetryPolicy(
+            initial_interval=args.retry_initial_interval,
+            factor=args.retry_backoff_factor,
+            max_interval=args.retry_max_interval,
+            max_attempts=args.retry_max_attempts,
+        )
+    except ValueError as exc:
+        print(f"orderflow run {args.controller}: {exc}", file=sys.stderr)
+        return 2
     kube = Kube.from_env()
     # Readiness lists the kind the controller owns, not the other one: the order controller runs,
     # and is ready, without the Fulfillment CRD (its Orders then report the missing API).
@@ -54,17 +66,30 @@ def _run(args: argparse.Namespace) -> int:
         from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
         from orderflow.fulfillment import controller as fulfillment
 
-        fc = fulfillment.FulfillmentController(kube, args.step_seconds, args.workers, args.ttl)
+        fc = fulfillment.FulfillmentController(
+            kube, args.step_seconds, args.workers, args.ttl, default_deadline=args.active_deadline_seconds, retry=retry
+        )
         options.controller = fulfillment.COMPONENT
-        options.settings = {"workers": args.workers, "stepSeconds": args.step_seconds}
+        options.settings = {
+            "workers": args.workers,
+            "stepSeconds": args.step_seconds,
+            "activeDeadlineSeconds": args.active_deadline_seconds,
+            "retryPolicy": dataclasses.asdict(retry),
+        }
         run(fulfillment.build_registry(fc), options, kube, FULFILLMENTS)
     else:
         from orderflow.api.order import PLURAL as ORDERS
         from orderflow.order import controller as order
 
-        oc = order.OrderController(kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl)
+        oc = order.OrderController(
+            kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl, retry=retry
+        )
         options.controller = order.COMPONENT
-        options.settings = {"workers": args.workers, "ackTimeoutSeconds": args.ack_timeout}
+        options.settings = {
+            "workers": args.workers,
+            "ackTimeoutSeconds": args.ack_timeout,
+            "retryPolicy": dataclasses.asdict(retry),
+        }
         run(order.build_registry(oc), options, kube, ORDERS)
     return 0
 
@@ -165,6 +190,35 @@ def parser() -> argparse.ArgumentParser:
         "(env ORDERFLOW_TTL_SECONDS_AFTER_FINISHED); default: keep them. The fulfillment controller applies it "
         "only to Fulfillments that serve no Order",
     )
+    # The retry policy of the controller's API actions (the order controller's create, signal and
+    # delete of Fulfillments; the fulfillment controller's status writes). Defaults: as before.
+    common.add_argument(
+        "--retry-initial-interval",
+        type=float,
+        default=_env_float("ORDERFLOW_RETRY_INITIAL_INTERVAL", 0.5),
+        help="seconds before the first retry of a failed action (env ORDERFLOW_RETRY_INITIAL_INTERVAL; default 0.5)",
+    )
+    common.add_argument(
+        "--retry-backoff-factor",
+        type=float,
+        default=_env_float("ORDERFLOW_RETRY_BACKOFF_FACTOR", 2.0),
+        help="each retry waits this many times longer than the one before (env ORDERFLOW_RETRY_BACKOFF_FACTOR; "
+        "default 2)",
+    )
+    common.add_argument(
+        "--retry-max-interval",
+        type=float,
+        default=_env_float("ORDERFLOW_RETRY_MAX_INTERVAL", 60.0),
+        help="the longest wait between retries, in seconds (env ORDERFLOW_RETRY_MAX_INTERVAL; default 60)",
+    )
+    common.add_argument(
+        "--retry-max-attempts",
+        type=int,
+        default=int(os.environ.get("ORDERFLOW_RETRY_MAX_ATTEMPTS") or 10),
+        help="attempts in a row, the first included, before the object is marked Stalled and waits for a "
+        "change to its spec (env ORDERFLOW_RETRY_MAX_ATTEMPTS; default 10). Errors retrying cannot mend "
+        "(400, 422) are never retried",
+    )
     common.add_argument("-v", "--verbose", action="store_true")
     runp = sub.add_parser("run", help="run one controller (uses KUBECONFIG, or in-cluster credentials)")
     controllers = runp.add_subparsers(dest="controller", required=True, metavar="{order,fulfillment}")
@@ -182,6 +236,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=_env_float("ORDERFLOW_STEP_SECONDS", 5.0),
         help="default duration of each step (env ORDERFLOW_STEP_SECONDS)",
+    )
+    fulfillment.add_argument(
+        "--active-deadline-seconds",
+        type=int,
+        default=_env_int("ORDERFLOW_ACTIVE_DEADLINE_SECONDS"),
+        help="the deadline of Fulfillments that set no spec.activeDeadlineSeconds, in seconds from their creation "
+        "(env ORDERFLOW_ACTIVE_DEADLINE_SECONDS); default: none. Recorded in each one's status.dueAt when first seen",
     )
     runp.set_defaults(func=_run)
 

@@ -22,6 +22,7 @@ from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import AsyncKube, Conflict, Kube, KubeClient
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of
+from orderflow.runtime.retry import RetryPolicy
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWriter
 from orderflow.runtime.workqueue import WorkQueue, observe
@@ -41,6 +42,7 @@ class FulfillmentController:
         workers: int = 4,
         default_ttl: int | None = None,
         default_deadline: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.kube: KubeClient = AsyncKube(kube, COMPONENT)
         self.status_writer = StatusWriter(PLURAL, COMPONENT, log)
@@ -49,7 +51,9 @@ class FulfillmentController:
         self.default_ttl = default_ttl  # retention of finished Fulfillments that serve no Order
         self.default_deadline = default_deadline  # activeDeadlineSeconds of Fulfillments that set none
         self.store: Store[str] = Store(summary=metrics.phase_of)
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(
+            COMPONENT, self.reconcile, workers=workers, retry=retry, give_up=self._give_up
+        )
         metrics.count_phases(COMPONENT, "Fulfillment", self.store.summaries)
 
     def observe(self, event_type: str | None, body: Any) -> None:
@@ -69,6 +73,14 @@ class FulfillmentController:
         if decision.expired:
             return await self._expire(body)
         return await self._write(body, observed.status, decision)
+
+    async def _give_up(self, key: ObjectKey, attempts: int, error: Exception) -> None:
+        """The retry policy's attempts ran out: say so on the Fulfillment, if the API server lets us."""
+        body = self.store.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        before = status_of(body, FulfillmentStatus)
+        await self._write(body, before, workflow.gave_up(before, generation_of(body), str(error), attempts, utcnow()))
 
     async def _expire(self, body: dict[str, Any]) -> float | None:
         meta = body["metadata"]

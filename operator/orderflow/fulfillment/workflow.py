@@ -292,6 +292,18 @@ def reject_spec(status: FulfillmentStatus, generation: int, error: Exception, no
     return Decision(status=new, events=events, requeue_after=None)
 
 
+def gave_up(status: FulfillmentStatus, generation: int, error: str, attempts: int, now: datetime.datetime) -> Decision:
+    """The retry policy's attempts ran out: Stalled with the last error and the count, until a
+    change to the spec starts a fresh round. The next reconcile that succeeds decides anew."""
+    new = status.model_copy(deep=True)
+    message = (
+        f"gave up after {attempts} attempts in a row: {error}; "
+        "a change to the spec (or a restart of the fulfillment controller) tries again"
+    )
+    set_stalled(new.conditions, generation, now, "RetriesExhausted", message)
+    return Decision(status=new, events=(Event("Warning", "RetriesExhausted", message),), requeue_after=None)
+
+
 def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults: StepTimes) -> float | None:
     """Complete every step whose time has run out (a restart may find several); time the next."""
     s, spec = draft.status, observed.spec

@@ -29,6 +29,7 @@ from orderflow.runtime.conditions import describe_error, get_condition
 from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of
+from orderflow.runtime.retry import RetryLater, RetryPolicy
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, StatusWriter
 from orderflow.runtime.workqueue import WorkQueue, listed, observe
@@ -64,14 +65,23 @@ class Counted(NamedTuple):
 
 
 class OrderController:
-    def __init__(self, kube: Kube, ack_timeout: float = 30.0, workers: int = 4, default_ttl: int | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        ack_timeout: float = 30.0,
+        workers: int = 4,
+        default_ttl: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.kube: KubeClient = AsyncKube(kube, COMPONENT)
         self.status_writer = StatusWriter(ORDERS, COMPONENT, log)
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders: Store[Counted] = Store(summary=Counted.of)
         self.fulfillments: Store[None] = Store(transform=workflow.fulfillment_as_read)
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(COMPONENT, self.reconcile, workers=workers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(
+            COMPONENT, self.reconcile, workers=workers, retry=retry, give_up=self._give_up
+        )
         metrics.count_phases(COMPONENT, "Order", lambda: (c.phase for c in self.orders.summaries()))
         metrics.count_unacknowledged(COMPONENT, lambda: (c.unacknowledged for c in self.orders.summaries()))
 
@@ -122,7 +132,13 @@ class OrderController:
             body = result.order_body or body
             if result.failure is not None:
                 decision = workflow.action_failed(order, order.status, action, result.failure, now)
-                return await self._finish(body, order.status, decision, now, done)
+                if decision.retry is None:
+                    return await self._finish(body, order.status, decision, now, done)
+                stalled = get_condition(decision.status.conditions, "Stalled") if decision.status else None
+                error = stalled.message if stalled else result.failure.message
+                if not self.queue.exhausted(key):  # given up already: the report says so, keep it
+                    await self._finish(body, order.status, decision, now, done)
+                raise RetryLater(decision.retry, error)
             if result.retry_after is not None:
                 self._report(key, order.status, None, done, ())
                 return result.retry_after
@@ -158,6 +174,18 @@ class OrderController:
             self.kube.event(body, event.type, event.reason, event.message)
         self._report(key, before, decision.status if write.written else None, done, decision.events)
         return decision.requeue_after
+
+    async def _give_up(self, key: ObjectKey, attempts: int, error: Exception) -> None:
+        """The retry policy's attempts ran out: say so on the Order (Stalled, the count, the error)."""
+        body = self.orders.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        reason, message = (
+            (error.reason, error.message) if isinstance(error, RetryLater) else ("RetriesExhausted", str(error))
+        )
+        before = status_of(body, OrderStatus)
+        decision = workflow.gave_up(before, generation_of(body), reason, message, attempts, utcnow())
+        await self._finish(body, before, decision, utcnow())
 
     def _report(
         self,

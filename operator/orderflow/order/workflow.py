@@ -30,7 +30,6 @@ from orderflow.runtime.events import Event
 from orderflow.runtime.reading import generation_of, lenient, status_of
 
 FINALIZER = "order-controller.orderflow.dev/deletion-policy"
-API_RETRY_SECONDS = 30.0  # how often to look again while the Fulfillment API cannot be used
 ORDER_LABEL = "orderflow.dev/order"
 MAX_UNITS_PER_ORDER = 1_000
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -132,6 +131,9 @@ class Decision:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
+    # A failure that may mend by itself (a permission granted, a CRD installed), reported in the
+    # status: tried again as the controller's retry policy says, under this reason.
+    retry: str | None = None
 
 
 def fulfillment_name(order_name: str) -> str:
@@ -418,23 +420,38 @@ _VERBS = {CreateFulfillment: "create", SendSignals: "signal", DeleteFulfillment:
 def action_failed(
     order: ObservedOrder, before: OrderStatus, action: Action, failure: ApiFailure, now: datetime.datetime
 ) -> Decision:
-    """Every error the controller cannot retry its way out of ends on the Order — a condition and
-    one Warning Event with the server's message — never only in a log. A missing API or a missing
-    permission may come back by itself (a chart installed, RBAC fixed): look again every 30 s. A
-    refusal of what was sent (422) will not: it waits for a change to the Order."""
+    """Every error the controller cannot retry its way out of at once ends on the Order — a
+    condition and one Warning Event with the server's message — never only in a log. A missing API
+    or a missing permission may come back by itself (a chart installed, RBAC fixed): tried again as
+    the retry policy says. A refusal of what was sent (400, 422) will not: it waits for a change to
+    the Order."""
     verb = _VERBS.get(type(action), "update")
     name = fulfillment_name(order.name)
+    retry: str | None
     if failure.code == 404 and isinstance(action, CreateFulfillment):
-        reason, retry = "FulfillmentAPIUnavailable", API_RETRY_SECONDS
+        reason = retry = "FulfillmentAPIUnavailable"
         message = "the Fulfillment API (fulfillments.orderflow.dev) is not installed; install its CRD"
     elif failure.code == 403:
-        reason, retry = "FulfillmentForbidden", API_RETRY_SECONDS
+        reason = retry = "FulfillmentForbidden"
         message = f"not allowed to {verb} Fulfillments: {failure.message}"
     else:
         reason, retry = "FulfillmentRejected", None
         message = f"the API server refused to {verb} Fulfillment {name} ({failure.code}): {failure.message}"
     events = (Event("Warning", reason, message),) if newly(before.conditions, "Stalled", T, reason) else ()
-    return Decision(status=blocked(before, order.generation, reason, message, now), events=events, requeue_after=retry)
+    return Decision(status=blocked(before, order.generation, reason, message, now), events=events, retry=retry)
+
+
+def gave_up(
+    before: OrderStatus, generation: int, reason: str, error: str, attempts: int, now: datetime.datetime
+) -> Decision:
+    """The retry policy's attempts ran out: Stalled with the last error and the count, until a
+    change to the Order's spec starts a fresh round."""
+    message = (
+        f"gave up after {attempts} attempts in a row: {error}; "
+        "a change to the Order's spec (or a restart of the order controller) tries again"
+    )
+    events = (Event("Warning", "RetriesExhausted", message),)
+    return Decision(status=blocked(before, generation, reason, message, now), events=events)
 
 
 def invalid_spec(before: OrderStatus, generation: int, problem: str, now: datetime.datetime) -> Decision:

@@ -76,6 +76,12 @@ SIGNAL_ACK_SECONDS = Histogram(
 
 WORKQUEUE_ADDS = Counter("workqueue_adds_total", "Total number of adds handled by workqueue.", ["name"])
 WORKQUEUE_RETRIES = Counter("workqueue_retries_total", "Total number of retries handled by workqueue.", ["name"])
+RETRIES_EXHAUSTED = Counter(
+    "orderflow_retries_exhausted_total",
+    "Objects whose reconcile failed as many times in a row as the retry policy allows: each is marked "
+    "Stalled and waits for a change to its spec.",
+    ["controller"],
+)
 WORKQUEUE_QUEUE_SECONDS = Histogram(
     "workqueue_queue_duration_seconds",
     "How long in seconds an item stays in workqueue before being requested.",

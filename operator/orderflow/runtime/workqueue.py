@@ -11,8 +11,10 @@ seconds, or sooner if the object changes" primitive. The queue has the semantics
 workqueue, written out here because no maintained asyncio package provides them:
 - a key is reconciled by one worker at a time; adds while it runs fold into one more run;
 - ``add_after`` keeps only the earliest pending wake-up per key;
-- a reconcile that raises is retried with exponential backoff, at most ``max_retries`` times,
-  then left until the object changes again (never retried forever);
+- a reconcile that raises is retried with exponential backoff as the controller's
+  ``RetryPolicy`` says; when its attempts run out, ``give_up`` is told (the controller marks the
+  object Stalled) and the key waits for a change of the object's spec, which starts a fresh
+  round (never retried forever);
 - a key added with ``low_priority`` waits until no other key does, as controller-runtime's
   priority queue does with the objects of an initial list: after a restart over many finished
   objects, each is looked at again, but a new or changed object goes first. A key added both
@@ -31,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
+from orderflow.runtime.retry import RetryLater, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,9 @@ K = TypeVar("K", bound=Hashable)
 
 Reconcile = Callable[[K], Awaitable[float | None]]
 """Reconcile one key; return seconds until it should be looked at again, or None."""
+
+GiveUp = Callable[[K, int, Exception], Awaitable[None]]
+"""Told once per round when a key's attempts have run out: the key, the count, the last error."""
 
 
 class WorkQueue(Generic[K]):
@@ -50,16 +56,14 @@ class WorkQueue(Generic[K]):
         name: str,
         reconcile: Reconcile[K],
         workers: int = 4,
-        base_backoff: float = 0.5,
-        max_backoff: float = 60.0,
-        max_retries: int = 10,
+        retry: RetryPolicy | None = None,
+        give_up: GiveUp[K] | None = None,
     ) -> None:
         self.name = name
         self._reconcile = reconcile
         self.workers = workers
-        self._base_backoff = base_backoff
-        self._max_backoff = max_backoff
-        self._max_retries = max_retries
+        self.retry = retry or RetryPolicy()
+        self._give_up = give_up
         self._urgent: deque[K] = deque()  # keys to run, in order; a key may also be in _later
         self._later: deque[K] = deque()  # keys added with low priority only, in order
         self._ready = asyncio.Event()  # set when either holds a key
@@ -136,6 +140,21 @@ class WorkQueue(Generic[K]):
             pending[1].cancel()
         self._failures.pop(key, None)
 
+    def failing(self, key: K) -> bool:
+        return key in self._failures
+
+    def scheduled(self, key: K) -> bool:
+        """Whether a wake-up (a timed look, a retry) is pending for the key."""
+        return key in self._timers
+
+    def exhausted(self, key: K) -> bool:
+        """Whether the key's attempts have run out in this round (it waits for a change)."""
+        return self.retry.exhausted(self._failures.get(key, 0))
+
+    def fresh_round(self, key: K) -> None:
+        """Forget a key's failures: its spec changed, so what failed may now succeed."""
+        self._failures.pop(key, None)
+
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.add(key)
@@ -177,17 +196,7 @@ class WorkQueue(Generic[K]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                metrics.RECONCILES.labels(self.name, "error").inc()
-                metrics.RECONCILE_ERRORS.labels(self.name).inc()
-                if failures <= self._max_retries:
-                    delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
-                    log.warning("reconcile of %s failed (%s); retry %d in %.1fs", key, exc, failures, delay)
-                    metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
-                    self.add_after(key, delay)
-                else:
-                    log.error("reconcile of %s failed %d times; waiting for a change: %s", key, failures, exc)
+                await self._failed(key, exc)
             else:
                 self._failures.pop(key, None)
                 metrics.RECONCILES.labels(self.name, _result(again)).inc()
@@ -201,6 +210,29 @@ class WorkQueue(Generic[K]):
                 self._processing.discard(key)
                 if key in self._dirty:
                     self._enqueue(key)
+
+    async def _failed(self, key: K, exc: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        metrics.RECONCILES.labels(self.name, "error").inc()
+        metrics.RECONCILE_ERRORS.labels(self.name).inc()
+        attempts = f"attempt {failures} of {self.retry.max_attempts}"
+        if not self.retry.exhausted(failures):
+            delay = self.retry.delay(failures)
+            level = logging.INFO if isinstance(exc, RetryLater) else logging.WARNING
+            log.log(level, "reconcile of %s failed (%s), %s; next in %.1fs", key, exc, attempts, delay)
+            metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
+            self.add_after(key, delay)
+            return
+        if failures > self.retry.max_attempts:
+            return  # given up already in this round: one more try, as a change of the object asked
+        log.error("reconcile of %s failed, %s; waiting for a change to its spec: %s", key, attempts, exc)
+        metrics.RETRIES_EXHAUSTED.labels(self.name).inc()
+        if self._give_up is not None:
+            try:
+                await self._give_up(key, failures, exc)
+            except Exception as report:  # the API server that failed the reconcile may fail this too
+                log.error("could not report on %s that its retries ran out: %s", key, report)
 
 
 def _result(again: float | None) -> str:
@@ -227,4 +259,9 @@ def observe(store: Store[Any], queue: WorkQueue[ObjectKey], event_type: str | No
         store.remove(key)
         queue.forget(key)
         return
+    key = ObjectKey.of(body)
+    if queue.failing(key):
+        old = store.get(key)
+        if old is None or old["metadata"].get("generation") != body["metadata"].get("generation"):
+            queue.fresh_round(key)  # a spec change: what failed may succeed now
     queue.add(store.put(body), low_priority=listed(event_type))

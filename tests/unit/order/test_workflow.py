@@ -292,11 +292,30 @@ def test_a_refused_create_is_a_condition_and_one_warning_never_a_retry_loop() ->
     assert again.events == ()  # the same refusal warns once
 
 
-def test_a_forbidden_action_is_reported_and_looked_at_again() -> None:
+def test_a_forbidden_action_is_reported_and_retried_as_the_policy_says() -> None:
     decision = wf.action_failed(order(), OrderStatus(), wf.SendSignals({}), wf.ApiFailure(403, "no"), T0)
     assert decision.status is not None
     assert cond(decision.status, "Stalled") == ("True", "FulfillmentForbidden")
-    assert decision.requeue_after == wf.API_RETRY_SECONDS
+    assert decision.retry == "FulfillmentForbidden"
+    assert decision.requeue_after is None  # the work queue's retry policy decides when
+
+
+def test_a_missing_api_is_retried_and_a_refusal_is_not() -> None:
+    missing = wf.action_failed(order(), OrderStatus(), wf.CreateFulfillment({}), wf.ApiFailure(404, "nf"), T0)
+    assert missing.retry == "FulfillmentAPIUnavailable"
+    refused = wf.action_failed(order(), OrderStatus(), wf.CreateFulfillment({}), wf.ApiFailure(422, "bad"), T0)
+    assert refused.retry is None
+
+
+def test_when_retries_run_out_the_order_is_stalled_with_the_count_and_the_error() -> None:
+    decision = wf.gave_up(OrderStatus(), 3, "FulfillmentForbidden", "not allowed to create Fulfillments: no", 10, T0)
+    assert decision.status is not None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentForbidden")
+    stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
+    assert "gave up after 10 attempts" in stalled.message
+    assert "not allowed to create Fulfillments: no" in stalled.message
+    assert stalled.observed_generation == 3
+    assert [e.reason for e in decision.events] == ["RetriesExhausted"]
 
 
 # -- what kstatus reads (docs/status.md) --------------------------------------------------------

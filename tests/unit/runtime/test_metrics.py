@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from orderflow.runtime import metrics
+from orderflow.runtime.retry import RetryPolicy
 from orderflow.runtime.workqueue import WorkQueue
 
 
@@ -41,7 +42,7 @@ def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runt
                 await release.wait()
             return 60.0 if key == "again" else None
 
-        queue: WorkQueue[str] = WorkQueue(name, reconcile, workers=2, base_backoff=0.01)
+        queue: WorkQueue[str] = WorkQueue(name, reconcile, workers=2, retry=RetryPolicy(initial_interval=0.01))
         queue.start()
         queue.add("slow")
         while "slow" not in calls:

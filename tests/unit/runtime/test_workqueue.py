@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pytest
+
 from orderflow.runtime.cache import ObjectKey, Store
+from orderflow.runtime.retry import RetryLater, RetryPolicy
 from orderflow.runtime.workqueue import WorkQueue, observe
 
 R = TypeVar("R")
@@ -87,7 +90,8 @@ def test_failures_retry_with_backoff_and_then_stop() -> None:
             calls += 1
             raise RuntimeError("boom")
 
-        queue: WorkQueue[str] = WorkQueue("t", reconcile, base_backoff=0.001, max_backoff=0.002, max_retries=3)
+        policy = RetryPolicy(initial_interval=0.001, max_interval=0.002, max_attempts=4)
+        queue: WorkQueue[str] = WorkQueue("t", reconcile, retry=policy)
         queue.start()
         queue.add("a")
         await _until(lambda: calls >= 4)
@@ -202,3 +206,64 @@ def test_a_worker_lets_the_event_loop_run_between_reconciles_that_never_wait() -
 
     seen, done = run(scenario)
     assert seen < done  # the rest of the loop (Kopf's watches) ran before the queue was empty
+
+
+def test_when_attempts_run_out_the_controller_is_told_once_and_a_spec_change_starts_again() -> None:
+    async def scenario() -> tuple[list[int], int, int, bool]:
+        calls = 0
+        told: list[int] = []
+
+        async def reconcile(key: ObjectKey) -> None:
+            nonlocal calls
+            calls += 1
+            raise RetryLater("FulfillmentForbidden", "not allowed")
+
+        async def give_up(key: ObjectKey, attempts: int, error: Exception) -> None:
+            assert isinstance(error, RetryLater)
+            told.append(attempts)
+
+        store: Store[None] = Store()
+        policy = RetryPolicy(initial_interval=0.001, max_interval=0.002, max_attempts=3)
+        queue: WorkQueue[ObjectKey] = WorkQueue("t", reconcile, retry=policy, give_up=give_up)
+        queue.start()
+        body = {"metadata": {"name": "o", "namespace": "ns", "generation": 1, "resourceVersion": "1"}}
+        key = ObjectKey("ns", "o")
+        observe(store, queue, "ADDED", body)
+        await _until(lambda: bool(told))
+        exhausted_after_round = calls
+        # A status change (same generation) wakes it once: one more try, no retries, no second report.
+        observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "resourceVersion": "2"}})
+        await _until(lambda: calls == exhausted_after_round + 1 and not queue.scheduled(key))
+        waiting = queue.scheduled(key)
+        # A spec change (a new generation): a fresh round of three attempts, reported again.
+        observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "generation": 2, "resourceVersion": "3"}})
+        await _until(lambda: len(told) == 2)
+        await queue.stop()
+        return told, exhausted_after_round, calls, waiting
+
+    told, first_round, calls, waiting = run(scenario)
+    assert first_round == 3
+    assert told == [3, 3]
+    assert calls == 3 + 1 + 3
+    assert waiting is False
+
+
+def test_retry_delays_follow_the_policy() -> None:
+    policy = RetryPolicy(initial_interval=2, factor=3, max_interval=50, max_attempts=5)
+    assert [policy.delay(n) for n in range(1, 6)] == [2, 6, 18, 50, 50]
+    assert not policy.exhausted(4)
+    assert policy.exhausted(5)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ({"initial_interval": 0}, "initial retry interval"),
+        ({"factor": 0.5}, "backoff factor"),
+        ({"max_attempts": 0}, "maximum attempts"),
+        ({"initial_interval": 5, "max_interval": 1}, "maximum retry interval"),
+    ],
+)
+def test_a_policy_that_cannot_work_is_refused_with_a_reason(bad: dict[str, float], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        RetryPolicy(**bad)  # type: ignore[arg-type]

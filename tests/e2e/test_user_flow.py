@@ -81,7 +81,7 @@ def test_monitoring_objects_need_the_prometheus_operator_api(helm: Helm, chart: 
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     order_alerts = {"OrderflowOrdersStuck", "OrderflowSignalsUnacknowledged", "OrderflowSignalAckSlow"}
     stuck = {"order-controller": order_alerts, "fulfillment-controller": {"OrderflowFulfillmentsStuck"}}[chart]
-    expected = stuck | {"OrderflowReconcileErrors"}
+    expected = stuck | {"OrderflowReconcileErrors", "OrderflowDeadlinesMissed"}
     assert set(alerts) == expected
     for alert in alerts.values():  # this release's metrics only: its ServiceMonitor's job
         assert f'job="t-{chart}-metrics", namespace="orderflow-system"' in alert["expr"]

@@ -22,6 +22,9 @@ from orderflow.dev.testing.plugin import (
     wait_for,
 )
 
+from .test_describe import orderflow
+from .test_identity_and_status import argo_health, kstatus
+
 
 def order(name: str, seconds: float = 10, **spec: Any) -> dict[str, Any]:
     return manifests.order(name, stepDurationSeconds={"picking": seconds, "packing": seconds}, **spec)
@@ -63,7 +66,7 @@ def both(controllers: Controllers, namespace: str) -> Controllers:
 
 
 def test_an_order_past_its_deadline_fails_and_its_fulfillment_is_cancelled(
-    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, kube_env: dict[str, str]
 ) -> None:
     kubectl.apply(order("late", seconds=10, activeDeadlineSeconds=3), "-n", namespace)
     fulfilling = wait_for(lambda: crs.get("orders", "late"), lambda o: o.get("status", {}).get("dueAt"), what="dueAt")
@@ -80,6 +83,11 @@ def test_an_order_past_its_deadline_fails_and_its_fulfillment_is_cancelled(
     assert f["spec"]["cancelled"] is True
     assert f["status"]["phase"] == "Cancelled"
     assert warnings(kubectl, namespace, "Order", "late", "DeadlineExceeded") == 1
+    told = orderflow(kube_env, "describe", "order/late", "-n", namespace).stdout
+    due_line = next(line for line in told.splitlines() if line.strip().startswith("Due"))
+    assert "missed" in due_line
+    assert "its Fulfillment was cancelled" in due_line
+    assert "DeadlineExceeded" in told  # the Event and the Fulfillment's history, in the timeline
     # Final once passed: the API server refuses a new deadline, and says why.
     refused = kubectl("patch", "-n", namespace, "order", "late", "--type", "merge", "-p",
                       '{"spec":{"activeDeadlineSeconds":3600}}', check=False)  # fmt: skip
@@ -191,3 +199,23 @@ def test_retries_run_out_against_a_denied_permission_and_start_again_after_a_spe
             '{"spec":{"shippingAddress":{"city":"Leeds"}}}')  # fmt: skip
     kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/denied", "--timeout=30s")
     assert condition(crs.get("orders", "denied"), "Stalled")["status"] == "False"
+
+
+def test_kstatus_and_argo_cd_read_a_missed_deadline_as_failed_and_degraded(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    controllers.start("fulfillment", "--namespace", namespace)
+    controllers.start("order", "--namespace", namespace)
+    kubectl.apply(order("missed", seconds=60, activeDeadlineSeconds=1), "-n", namespace)
+    hand_made = manifests.fulfillment("own-limit", started=True, activeDeadlineSeconds=1,
+                                      stepDurationSeconds={"picking": 60, "packing": 60})  # fmt: skip
+    kubectl.apply(hand_made, "-n", namespace)
+    kubectl("wait", "-n", namespace, "--for=condition=Stalled", "order/missed", "--timeout=30s")
+    kubectl("wait", "-n", namespace, "--for=condition=Stalled", "fulfillment/own-limit", "--timeout=30s")
+    assert kstatus(kubectl, namespace, "order", "missed") == {"missed": "Failed"}
+    assert kstatus(kubectl, namespace, "fulfillment", "own-limit", "missed") == {
+        "own-limit": "Failed",
+        "missed": "Current",  # cancelled as its spec asks: the Order is the one that failed
+    }
+    assert argo_health(kubectl, namespace, "order", "missed") == {"missed": "Degraded"}
+    assert argo_health(kubectl, namespace, "fulfillment", "own-limit") == {"own-limit": "Degraded"}

@@ -55,6 +55,8 @@ def _order_section(desc: Description) -> Section:
     lines += _conditions(o)
     if o.tracking_number:
         lines.append(Line("Tracking", o.tracking_number, "bold"))
+    if o.due_at:
+        lines.append(_due(o))
     if o.signals is not None:
         s = o.signals
         text = f"paused={_b(s.paused)}, cancelled={_b(s.cancelled)}"
@@ -101,6 +103,8 @@ def _fulfillment_section(desc: Description) -> Section:
     lines += _conditions(f)
     if f.tracking_number:
         lines.append(Line("Tracking", f.tracking_number, "bold"))
+    if f.due_at:
+        lines.append(_due(f))
     s = f.signals
     if s is not None and s.generation is not None:
         if s.acknowledged:
@@ -120,6 +124,25 @@ def _fulfillment_section(desc: Description) -> Section:
     if f.created:
         title += f"  created {fmt_time(f.created, date=True, millis=False)}"
     return Section(title, tuple(lines))
+
+
+def _due(s: Summary) -> Line:
+    """The deadline (spec.activeDeadlineSeconds) and what happened at it."""
+    assert s.due_at is not None
+    due = fmt_time(s.due_at, date=True, millis=False)
+    if s.deadline_exceeded_at is not None:
+        late = fmt_duration((s.deadline_exceeded_at - s.due_at).total_seconds())
+        what = (
+            "the order ended Completed: it shipped first" if s.phase == "Completed" else "its Fulfillment was cancelled"
+        )
+        return Line(
+            "Due", f"{due}: missed, found {late} after it; {what}", "red" if s.phase != "Completed" else "yellow"
+        )
+    if s.failure_reason == "DeadlineExceeded":
+        return Line("Due", f"{due}: missed; the fulfillment failed at it", "red")
+    if s.completed_at is not None and s.completed_at <= s.due_at:
+        return Line("Due", f"{due}: met", "green")
+    return Line("Due", due)
 
 
 def _phase_text(s: Summary) -> str:

@@ -167,6 +167,9 @@ class Summary:
     paused: bool | None = None
     tracking_number: str | None = None
     completed_at: datetime.datetime | None = None
+    due_at: datetime.datetime | None = None  # spec.activeDeadlineSeconds after creation
+    deadline_exceeded_at: datetime.datetime | None = None  # Order: when it was found past due
+    failure_reason: str | None = None  # Fulfillment: DeadlineExceeded
     ready: ConditionView | None = None
     stalled: ConditionView | None = None
     conditions: tuple[ConditionView, ...] = ()
@@ -199,6 +202,9 @@ class Summary:
             "paused": self.paused,
             "trackingNumber": self.tracking_number,
             "completedAt": _iso(self.completed_at),
+            "dueAt": _iso(self.due_at),
+            "deadlineExceededAt": _iso(self.deadline_exceeded_at),
+            "failureReason": self.failure_reason,
             "ready": self.ready.wire() if self.ready else None,
             "stalled": self.stalled.wire() if self.stalled else None,
             "conditions": [c.wire() for c in self.conditions],
@@ -483,6 +489,18 @@ class _Order(_Named):
                         duration=_seconds(signals.acknowledged_at - signals.sent_at),
                     )
                 )
+        exceeded, due = self.status.deadline_exceeded_at, self.status.due_at
+        if exceeded is not None and due is not None:
+            rows.append(
+                _Draft(
+                    exceeded,
+                    ORDER,
+                    "phase",
+                    "DeadlineExceeded",
+                    f"due at {_iso(due)} (spec.activeDeadlineSeconds), not shipped: cancelling the Fulfillment",
+                    folds=("DeadlineExceeded",),
+                )
+            )
         if self.status.completed_at is not None:
             since = _seconds(self.status.completed_at - self.meta.created) if self.meta.created else None
             ready = _condition(self.status.conditions, "Ready")
@@ -565,6 +583,8 @@ class _Order(_Named):
             paused=mirrored.paused if mirrored else None,
             tracking_number=mirrored.tracking_number if mirrored else None,
             completed_at=s.completed_at,
+            due_at=s.due_at,
+            deadline_exceeded_at=s.deadline_exceeded_at,
             ready=_view(_condition(s.conditions, "Ready")),
             stalled=_view(_condition(s.conditions, "Stalled")),
             conditions=tuple(v for v in map(_view, s.conditions) if v is not None),
@@ -649,6 +669,8 @@ class _Fulfillment(_Named):
             paused=s.paused,
             tracking_number=s.tracking_number,
             completed_at=s.completed_at,
+            due_at=s.due_at,
+            failure_reason=s.failure_reason,
             ready=_view(_condition(s.conditions, "Ready")),
             stalled=_view(_condition(s.conditions, "Stalled")),
             conditions=tuple(v for v in map(_view, s.conditions) if v is not None),

@@ -162,6 +162,9 @@ def test_people_with_the_built_in_roles_get_the_kind_through_aggregation(helm: H
         ("fulfillment-controller", "replicas=3", "replicas"),
         ("order-controller", "image.digest=latest", "/image/digest"),
         ("fulfillment-controller", "networkPolicy.apiServer.cidrs={10.0.0.1}", "/networkPolicy/apiServer/cidrs/0"),
+        ("order-controller", "retryPolicy.maxAttempts=0", "/retryPolicy/maxAttempts"),
+        ("fulfillment-controller", "retryPolicy.backoffFactor=0.5", "/retryPolicy/backoffFactor"),
+        ("fulfillment-controller", "activeDeadlineSeconds=0", "/activeDeadlineSeconds"),
     ],
 )
 def test_a_bad_value_is_rejected_by_the_values_schema(helm: Helm, chart: str, setting: str, says: str) -> None:
@@ -169,6 +172,25 @@ def test_a_bad_value_is_rejected_by_the_values_schema(helm: Helm, chart: str, se
     assert done.returncode != 0
     assert "values don't meet the specifications of the schema" in done.stderr
     assert says in done.stderr
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_service_level_values_reach_the_controller(helm: Helm, chart: str) -> None:
+    settings = ["--set", "retryPolicy.maxAttempts=3", "--set", "retryPolicy.initialIntervalSeconds=2"]
+    if chart == "fulfillment-controller":
+        settings += ["--set", "activeDeadlineSeconds=172800"]
+    (container,) = only(render(helm, chart, *settings), "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ORDERFLOW_RETRY_MAX_ATTEMPTS"] == "3"
+    assert env["ORDERFLOW_RETRY_INITIAL_INTERVAL"] == "2"
+    assert env["ORDERFLOW_RETRY_MAX_INTERVAL"] == "60"
+    if chart == "fulfillment-controller":
+        assert env["ORDERFLOW_ACTIVE_DEADLINE_SECONDS"] == "172800"
+    else:
+        assert "ORDERFLOW_ACTIVE_DEADLINE_SECONDS" not in env
+    # Unset (the default): no deadline, no variable.
+    (default,) = only(render(helm, chart), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "ORDERFLOW_ACTIVE_DEADLINE_SECONDS" not in {e["name"] for e in default["env"]}
 
 
 def scrape(port: int) -> str:

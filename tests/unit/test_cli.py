@@ -35,3 +35,23 @@ def test_without_the_dev_wing_its_commands_name_the_extra(
     assert cli.main(["cluster", "up"]) == 2
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["cluster", "up"])  # not a command at all here
+
+
+def test_the_retry_policy_and_default_deadline_come_from_flags_or_the_charts_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERFLOW_RETRY_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("ORDERFLOW_ACTIVE_DEADLINE_SECONDS", "3600")
+    args = cli.parser().parse_args(["run", "fulfillment", "--retry-initial-interval", "2"])
+    assert (args.retry_initial_interval, args.retry_backoff_factor, args.retry_max_interval) == (2.0, 2.0, 60.0)
+    assert args.retry_max_attempts == 3
+    assert args.active_deadline_seconds == 3600
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["run", "order", "--active-deadline-seconds", "5"])  # the fulfillment team's
+
+
+def test_a_retry_policy_that_cannot_work_stops_the_controller_before_it_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["run", "order", "--retry-max-attempts", "0"]) == 2
+    assert "maximum attempts must be at least 1" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""Deadline lateness: how long after its due time an Order's deadline is acted on, with many due.
+
+Both controllers run as processes against a fresh local control plane. N Orders are created with
+steps of a day, so that none ships and each one's deadline (``spec.activeDeadlineSeconds``) ends
+it: its Fulfillment is cancelled and the Order ends Failed, reason DeadlineExceeded. Two ways:
+
+- ``--due together``: the N Orders are created without a deadline; once all are in flight
+  (Picking), each is given a deadline that falls due in the same second as every other's (the
+  hardest case: a burst of Orders with equal promises);
+- ``--due spread``: each Order is created with the same ``activeDeadlineSeconds``, long enough for
+  all to be in flight first, so they fall due at the rate they were created.
+
+For each Order it reports two figures, p50/p99/max over the N:
+- *acted*: ``status.deadlineExceededAt - status.dueAt``, the order controller's own clock: how
+  late it found the Order past due and sent the cancel;
+- *failed*: when a watch saw the Order Failed, minus ``status.dueAt``: the cancel acknowledged by
+  the fulfillment controller and the end written, as a user would see it.
+
+    python -m orderflow.dev.bench.deadlines --orders 1000 --due together
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from orderflow.api.common import GROUP, VERSION
+from orderflow.dev import manifests
+from orderflow.dev.bench.run import NS, WARM_UP, Watcher, log, warm_up
+from orderflow.dev.bench.stats import percentiles
+from orderflow.dev.cluster import tools
+from orderflow.dev.cluster.controlplane import ControlPlane
+from orderflow.dev.harness import Controllers
+
+DAY = 86_400
+
+
+def _time(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _order(name: str, deadline: int | None) -> dict[str, Any]:
+    body = manifests.order(name, stepDurationSeconds={"picking": DAY, "packing": DAY})
+    if deadline is not None:
+        body["spec"]["activeDeadlineSeconds"] = deadline
+    return body
+
+
+def _phase(obj: dict[str, Any]) -> str | None:
+    return (obj.get("status") or {}).get("phase")
+
+
+def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
+    kubectl = tools.ensure("kubectl")
+    workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-deadlines-"))
+    plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
+    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "PATH": f"{kubectl.parent}:{os.environ['PATH']}"}
+    controllers = Controllers(env, workdir)
+    watchers: list[Watcher] = []
+    try:
+        crds = yaml.safe_dump_all(manifests.crds())
+        subprocess.run(["kubectl", "apply", "-f", "-"], input=crds, text=True, env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["kubectl", "wait", "--for=condition=Established", "crd", "--all"], env=env, check=True, capture_output=True
+        )
+        for namespace in (NS, WARM_UP):
+            subprocess.run(["kubectl", "create", "namespace", namespace], env=env, check=True, capture_output=True)
+        api_client = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = workers * 2
+        objects = client.CustomObjectsApi(api_client)
+        controllers.start("fulfillment")
+        controllers.start("order")
+        warm_up(objects)
+        # Wall-clock time of each Order's Failed, as a watch saw it (the Watcher keeps monotonic).
+        offset = time.time() - time.monotonic()
+        orders = Watcher(objects, "orders", lambda o: o["metadata"]["name"] if _phase(o) == "Failed" else None)
+        watchers.append(orders)
+        names = [f"o-{i:05d}" for i in range(n_orders)]
+
+        def create_all(deadline: int | None) -> float:
+            started = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                list(
+                    pool.map(
+                        lambda n: objects.create_namespaced_custom_object(
+                            GROUP, VERSION, NS, "orders", _order(n, deadline)
+                        ),
+                        names,
+                    )
+                )
+            return time.monotonic() - started
+
+        def in_flight() -> bool:
+            return all(
+                ((orders.latest.get(n, {}).get("status") or {}).get("fulfillment") or {}).get("phase") == "Picking"
+                for n in names
+            )
+
+        if due == "spread":
+            # Long enough for every Order to be created and in flight before the first falls due.
+            deadline = math.ceil(n_orders / 20 + margin)
+            log(f"creating {n_orders} orders with activeDeadlineSeconds={deadline} ...")
+            create_seconds = create_all(deadline)
+            orders.wait(in_flight, timeout=deadline, about=names[-1])
+        else:
+            log(f"creating {n_orders} orders without a deadline ...")
+            create_seconds = create_all(None)
+            orders.wait(in_flight, timeout=max(120, n_orders / 5), about=names[-1])
+            # Every one due in the same second, `margin` seconds after the deadlines are set.
+            target = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=margin)
+            created = {n: _time(orders.latest[n]["metadata"]["creationTimestamp"]) for n in names}
+            log(f"in flight; setting deadlines, all due at {target.isoformat()} ...")
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                list(
+                    pool.map(
+                        lambda n: objects.patch_namespaced_custom_object(
+                            GROUP,
+                            VERSION,
+                            NS,
+                            "orders",
+                            n,
+                            {"spec": {"activeDeadlineSeconds": math.ceil((target - created[n]).total_seconds())}},
+                        ),
+                        names,
+                    )
+                )
+            if datetime.datetime.now(datetime.UTC) > target:
+                raise RuntimeError(f"setting the deadlines took longer than --margin {margin}s; raise it")
+        orders.wait(lambda: all(n in orders.seen for n in names), timeout=max(300, n_orders), about=names[-1])
+        acted, failed = [], []
+        for n in names:
+            status = orders.latest[n]["status"]
+            due_at = _time(status["dueAt"])
+            acted.append((_time(status["deadlineExceededAt"]) - due_at).total_seconds())
+            failed.append(orders.seen[n] + offset - due_at.timestamp())
+        outcome = {
+            "orders": n_orders,
+            "due": due,
+            "create_seconds": round(create_seconds, 1),
+            "acted_lateness": percentiles(acted),
+            "failed_lateness": percentiles(failed),
+        }
+        log(f"deadlines: {json.dumps(outcome)}")
+        return outcome
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+        controllers.stop_all()
+        plane.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orderflow.dev.bench.deadlines", description=__doc__)
+    parser.add_argument("--orders", type=int, nargs="+", default=[1000])
+    parser.add_argument("--due", choices=["together", "spread"], default="together")
+    parser.add_argument("--margin", type=float, default=60.0, help="seconds between setting deadlines and their due")
+    parser.add_argument("--workers", type=int, default=8, help="client threads creating Orders")
+    parser.add_argument("--output", type=Path, default=Path("bench/results/deadlines.json"))
+    args = parser.parse_args(argv)
+    results = [run(n, args.due, args.margin, args.workers) for n in args.orders]
+    document = {
+        "command": " ".join(["python -m orderflow.dev.bench.deadlines", *(argv if argv is not None else sys.argv[1:])]),
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "results": results,
+    }
+    previous: dict[str, Any] = {}
+    if args.output.exists():
+        previous = json.loads(args.output.read_text())
+    runs = [r for r in previous.get("runs", []) if (r["results"][0]["due"], r["results"][0]["orders"]) not in
+            {(r2["due"], r2["orders"]) for r2 in results}]  # fmt: skip
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"runs": [*runs, document]}, indent=2) + "\n")
+    for r in results:
+        a, f = r["acted_lateness"], r["failed_lateness"]
+        print(
+            f"| {r['orders']:,} | {r['due']} | {a['p50_ms']:.0f} / {a['p99_ms']:.0f} / {a['max_ms']:.0f} ms "
+            f"| {f['p50_ms']:.0f} / {f['p99_ms']:.0f} / {f['max_ms']:.0f} ms |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

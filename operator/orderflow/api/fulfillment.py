@@ -62,8 +62,19 @@ STEPS: tuple[FulfillmentPhase, ...] = tuple(FulfillmentPhase(step.value) for ste
 class OrderReference(Model):
     """The Order this Fulfillment was started for. Informational: the Fulfillment never reads Orders."""
 
-    name: str = Field(min_length=1, max_length=253, description="The Order's name, in the same namespace.")
+    name: str = Field(min_length=1, max_length=253, description="The Order's name.")
     uid: str = Field(min_length=1, max_length=64, description="The Order's metadata.uid.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The Order's namespace; unset: this Fulfillment's own. For people reading it.",
+    )
+    cluster: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The cluster the Order lives in, as its order controller names it (--cluster-name); "
+        "unset: this one. For people reading it.",
+    )
 
 
 class SimulatedFailure(Model):

@@ -58,7 +58,7 @@ class OrderPhase(enum.StrEnum):
 # Fulfillment was made from it and would not follow. The signals (paused, cancelled,
 # shippingAddress) and deletionPolicy may change at any time. A rule on the whole object, since
 # "exists" is in status; a status write leaves spec as it was, so it always passes.
-FIXED_ONCE_FULFILLING = ("items", "customerEmail", "stepDurationSeconds")
+FIXED_ONCE_FULFILLING = ("items", "customerEmail", "stepDurationSeconds", "target")
 ORDER_RULES = (
     *(
         cel(
@@ -83,7 +83,7 @@ ORDER_RULES = (
 
 
 class OrderSpec(Model):
-    """What the customer ordered (items, customerEmail, stepDurationSeconds: fixed once the
+    """What the customer ordered (items, customerEmail, stepDurationSeconds, target: fixed once the
     Fulfillment exists), and what they or an operator want done with it now (paused, cancelled,
     shippingAddress, deletionPolicy: signals, which may change at any time)."""
 
@@ -102,6 +102,15 @@ class OrderSpec(Model):
     )
     shipping_address: ShippingAddress = Field(
         description="Where to ship. A signal: a change is sent to the Fulfillment, which takes it until shipped."
+    )
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Where the Fulfillment is created and driven: the name of a target the order controller's "
+        "operator declared (a namespace of this cluster, or of another cluster), which must allow this Order's "
+        "namespace. Unset: this Order's own namespace. Fixed once the Fulfillment exists.",
     )
     paused: bool = Field(
         default=False, description="Pause (true) or resume (false) the fulfillment. A signal: may change at any time."
@@ -140,7 +149,9 @@ class OrderSpec(Model):
 class FulfillmentState(Model):
     """The Fulfillment as last read from its status (the query), mirrored here."""
 
-    name: str = Field(description="The Fulfillment's name, in the Order's namespace.")
+    name: str = Field(description="The Fulfillment's name.")
+    namespace: str | None = Field(default=None, description="Its namespace; unset: the Order's.")
+    target: str | None = Field(default=None, description="The target it lives in; unset: the Order's namespace.")
     uid: str | None = Field(default=None, description="Its metadata.uid.")
     phase: str | None = Field(default=None, description="Its status.phase.")
     percent: int | None = Field(default=None, ge=0, le=100, description="Its progress, in percent.")

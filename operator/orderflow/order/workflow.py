@@ -25,6 +25,8 @@ from orderflow.api.order import (
     OrderStatus,
     SentSignals,
 )
+from orderflow.order.targets import Place, Refusal
+from orderflow.order.targets import fulfillment_name as name_in
 from orderflow.runtime.conditions import NOT_PAUSED, Cond, get_condition, newly, set_condition, set_kstatus
 from orderflow.runtime.events import Event
 from orderflow.runtime.reading import generation_of, lenient, status_of
@@ -46,6 +48,22 @@ class ObservedOrder:
     deleting: bool = False
     has_finalizer: bool = True
     created_at: datetime.datetime | None = None  # metadata.creationTimestamp: the deadline's start
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """How the order controller last found a target's API server: its list and watch of the
+    target's Fulfillments. None for the Order's own namespace, which Kopf watches."""
+
+    reachable: bool
+    reason: str = "Reachable"  # else Unreachable, Forbidden, KubeconfigRefused
+    message: str = ""
+    last_reached: datetime.datetime | None = None
+
+    @property
+    def needs_a_person(self) -> bool:
+        """Down for a reason waiting will not mend: a permission, a refused kubeconfig."""
+        return not self.reachable and self.reason != "Unreachable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +155,8 @@ class Decision:
 
 
 def fulfillment_name(order_name: str) -> str:
-    """Deterministic, so a retried create finds the first one (AlreadyExists is success)."""
+    """In the Order's own namespace: deterministic, so a retried create finds the first one
+    (AlreadyExists is success). In a target: ``targets.fulfillment_name``."""
     return order_name
 
 
@@ -166,10 +185,16 @@ def validate(spec: OrderSpec) -> list[str]:
     return problems
 
 
-def fulfillment_body(order: ObservedOrder) -> dict[str, Any]:
+def fulfillment_body(order: ObservedOrder, place: Place | None = None, cluster: str | None = None) -> dict[str, Any]:
     spec = order.spec
+    place = place or Place(order.namespace)
+    ref: dict[str, Any] = {"name": order.name, "uid": order.uid}
+    if place.target is not None:
+        ref["namespace"] = order.namespace  # a target is shared: say whose it is, for people
+    if cluster:
+        ref["cluster"] = cluster
     fspec: dict[str, Any] = {
-        "orderRef": {"name": order.name, "uid": order.uid},
+        "orderRef": ref,
         "items": [item.wire() for item in spec.items],
         "customerEmail": spec.customer_email,
         "shippingAddress": spec.shipping_address.wire(),
@@ -183,13 +208,26 @@ def fulfillment_body(order: ObservedOrder) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": FULFILLMENT_KIND,
         "metadata": {
-            "name": fulfillment_name(order.name),
-            "namespace": order.namespace,
+            "name": name_in(order.namespace, order.name, place),
+            "namespace": place.namespace,
             "labels": {ORDER_LABEL: label_value(order.name)},
             "annotations": {"orderflow.dev/order-uid": order.uid},
         },
         "spec": fspec,
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """Where the Order's Fulfillment lives, as the controller resolved ``spec.target``, and how
+    the link to it is. The default: the Order's own namespace, watched by Kopf."""
+
+    place: Place | Refusal | None = None  # None: the Order's own namespace
+    link: Link | None = None  # None: always reachable (the Order's own namespace)
+    cluster: str | None = None  # this cluster's name (--cluster-name), for orderRef
+
+
+HERE = Where()
 
 
 def decide(
@@ -198,13 +236,14 @@ def decide(
     now: datetime.datetime,
     ack_timeout: float,
     default_ttl: int | None = None,
+    where: Where = HERE,
 ) -> Decision:
     """``fulfillment`` is None only when it is known not to exist (the caller has checked).
     ``default_ttl``: the controller's retention for Orders that set none."""
     ttl = order.spec.ttl_seconds_after_finished if order.spec.ttl_seconds_after_finished is not None else default_ttl
     if order.deleting:
-        return _delete(order, fulfillment, ttl)
-    return _retain(_decide(order, fulfillment, now, ack_timeout), ttl, now)
+        return _delete(order, fulfillment, ttl, where, now)
+    return _retain(_decide(order, fulfillment, now, ack_timeout, where), ttl, now)
 
 
 def _retain(decision: Decision, ttl: int | None, now: datetime.datetime) -> Decision:
@@ -225,12 +264,22 @@ def _decide(
     fulfillment: ObservedFulfillment | None,
     now: datetime.datetime,
     ack_timeout: float,
+    where: Where = HERE,
 ) -> Decision:
     actions: list[Action] = [] if order.has_finalizer else [AddFinalizer()]
     status = order.status.copied()
     events: list[Event] = []
     gen = order.generation
+    place = where.place or Place(order.namespace)
+    if isinstance(place, Refusal):  # nothing is created anywhere, nothing is touched
+        if status.phase.terminal:
+            return _done(order, status, actions, events)
+        return _stall(order, status, place.reason, place.message, now, actions, events)
     past_due = _deadline(order, status, fulfillment, now, events)
+    if where.link is not None:
+        _say_link(order, status, place, where.link, now, events)
+        if not where.link.reachable and not status.phase.terminal:
+            return _unreachable(order, status, place, where.link, now, actions, events)
 
     if status.fulfillment is None:  # not created yet
         if past_due and not order.spec.cancelled and (fulfillment is None or not is_ours(order, None, fulfillment)):
@@ -251,9 +300,14 @@ def _decide(
                 events.append(Event("Normal", "Cancelled", "cancelled before fulfillment started"))
             return _done(order, status, actions, events)
         if fulfillment is None:
-            body = fulfillment_body(order)
+            body = fulfillment_body(order, place, where.cluster)
             actions.append(CreateFulfillment(body))
-            status.fulfillment = FulfillmentState(name=body["metadata"]["name"], phase="Pending")
+            status.fulfillment = FulfillmentState(
+                name=body["metadata"]["name"],
+                namespace=place.namespace if place.target else None,
+                target=place.name,
+                phase="Pending",
+            )
             status.signals = SentSignals(
                 paused=order.spec.paused,
                 cancelled=order.spec.cancelled,
@@ -282,7 +336,12 @@ def _decide(
             )
             return _stall(order, status, "FulfillmentNameTaken", message, now, actions, events)
         # Created earlier by us (e.g. before a restart lost the status write): adopt it.
-        status.fulfillment = FulfillmentState(name=fulfillment.name, uid=fulfillment.uid)
+        status.fulfillment = FulfillmentState(
+            name=fulfillment.name,
+            namespace=place.namespace if place.target else None,
+            target=place.name,
+            uid=fulfillment.uid,
+        )
         status.signals = SentSignals(
             paused=fulfillment.paused,
             cancelled=fulfillment.cancelled,
@@ -395,10 +454,10 @@ class ApiFailure:
     message: str
 
 
-def describe_action(action: Action, order_name: str) -> str:
-    """What carrying out ``action`` did, in a few words for the controller's log: the Fulfillment's
-    name and the signals' values, never an address (a changed one is only "changed")."""
-    name = fulfillment_name(order_name)
+def describe_action(action: Action, name: str) -> str:
+    """What carrying out ``action`` on the Fulfillment ``name`` did, in a few words for the
+    controller's log: its name and the signals' values, never an address (a changed one is only
+    "changed")."""
     if isinstance(action, AddFinalizer):
         return "added finalizer"
     if isinstance(action, RemoveFinalizer):
@@ -418,7 +477,12 @@ _VERBS = {CreateFulfillment: "create", SendSignals: "signal", DeleteFulfillment:
 
 
 def action_failed(
-    order: ObservedOrder, before: OrderStatus, action: Action, failure: ApiFailure, now: datetime.datetime
+    order: ObservedOrder,
+    before: OrderStatus,
+    action: Action,
+    failure: ApiFailure,
+    now: datetime.datetime,
+    name: str | None = None,
 ) -> Decision:
     """Every error the controller cannot retry its way out of at once ends on the Order — a
     condition and one Warning Event with the server's message — never only in a log. A missing API
@@ -426,7 +490,7 @@ def action_failed(
     the retry policy says. A refusal of what was sent (400, 422) will not: it waits for a change to
     the Order."""
     verb = _VERBS.get(type(action), "update")
-    name = fulfillment_name(order.name)
+    name = name or fulfillment_name(order.name)
     retry: str | None
     if failure.code == 404 and isinstance(action, CreateFulfillment):
         reason = retry = "FulfillmentAPIUnavailable"
@@ -495,11 +559,25 @@ def blocked(before: OrderStatus, generation: int, reason: str, message: str, now
     return status
 
 
-def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: int | None) -> Decision:
+def _delete(
+    order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: int | None, where: Where, now: datetime.datetime
+) -> Decision:
     if not order.has_finalizer:
         return Decision(status=None)
     actions: list[Action] = []
     policy = order.spec.deletion_policy
+    link = where.link
+    if link is not None and not link.reachable and policy is not DeletionPolicy.ORPHAN and order.status.fulfillment:
+        # The policy is carried out on the Fulfillment, which cannot be reached: wait, and say so.
+        status = order.status.copied()
+        target = order.status.fulfillment.target or "its target"
+        message = (
+            f"deletionPolicy {policy.value} waits for target {target} to be reachable again "
+            f"({link.message}); set deletionPolicy Orphan to let go at once"
+        )
+        _conditions(status, order.generation, now, ready=(F, "DeletionWaitsForTarget", message))
+        set_condition(status.conditions, "TargetReachable", F, link.reason, link.message, order.generation, now)
+        return Decision(status=status)
     if fulfillment is not None and is_ours(order, order.status.fulfillment, fulfillment):
         if policy is DeletionPolicy.CANCEL:
             # Cancel, and let it finish its own lifecycle: with retention, that ends the same
@@ -515,6 +593,52 @@ def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: 
             actions.append(DeleteFulfillment())
     actions.append(RemoveFinalizer())
     return Decision(status=None, actions=tuple(actions))
+
+
+def _say_link(
+    order: ObservedOrder, status: OrderStatus, place: Place, link: Link, now: datetime.datetime, events: list[Event]
+) -> None:
+    """TargetReachable: the order controller's list and watch of the target's Fulfillments."""
+    where = f"target {place.name} (namespace {place.namespace})"
+    if link.reachable:
+        set_condition(
+            status.conditions, "TargetReachable", T, "Reachable", f"{where} is reachable", order.generation, now
+        )
+        return
+    since = (
+        f"last reached {_when(link.last_reached)}" if link.last_reached else "not reached since the controller started"
+    )
+    message = f"{where} cannot be reached ({since}): {link.message}"
+    if newly(order.status.conditions, "TargetReachable", F, link.reason):
+        events.append(Event("Warning", "TargetUnreachable" if link.reason == "Unreachable" else link.reason, message))
+    set_condition(status.conditions, "TargetReachable", F, link.reason, message, order.generation, now)
+
+
+def _unreachable(
+    order: ObservedOrder,
+    status: OrderStatus,
+    place: Place,
+    link: Link,
+    now: datetime.datetime,
+    actions: list[Action],
+    events: list[Event],
+) -> Decision:
+    """A link that is down is a normal state: keep the last known status of the Fulfillment, send
+    nothing (the signals wait in spec, and go once it is reachable: they are level-triggered), and
+    say so. Waiting mends an outage; a refused permission or kubeconfig needs a person: Stalled."""
+    reached = get_condition(status.conditions, "TargetReachable")
+    message = (reached.message if reached else link.message) + "; signals are sent once it is reachable"
+    if link.needs_a_person:
+        _conditions(status, order.generation, now, ready=(F, link.reason, message), stalled=(T, link.reason, message))
+    else:
+        _conditions(
+            status,
+            order.generation,
+            now,
+            ready=(F, "TargetUnreachable", message),
+            reconciling=(T, "TargetUnreachable", message),
+        )
+    return _done(order, status, actions, events)
 
 
 def _missing(
@@ -589,8 +713,11 @@ def _mirror(
     settled = sent is not None and fs.observed_generation is not None and fs.observed_generation >= sent
     latest = get_condition(fs.conditions, "Accepted")
     refused = latest is not None and latest.status == ConditionStatus.FALSE
+    where = status.fulfillment
     status.fulfillment = FulfillmentState(
         name=f.name,
+        namespace=where.namespace if where else None,
+        target=where.target if where else None,
         uid=f.uid,
         phase=fs.phase.value if fs.observed_generation is not None else "Pending",
         percent=fs.progress.percent if fs.progress else 0,

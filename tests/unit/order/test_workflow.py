@@ -10,6 +10,7 @@ from orderflow.api.common import ShippingAddress
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
+from orderflow.order.targets import Declaration, place_of
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
@@ -620,3 +621,88 @@ def test_a_cancel_the_customer_asked_for_stays_a_cancel_past_the_deadline() -> N
     assert s is not None
     assert s.phase is OrderPhase.CANCELLED
     assert cond(s, "Ready") == ("True", "Cancelled")
+
+
+# -- targets: the Fulfillment in another namespace or cluster --------------------------------------
+
+WAREHOUSE = Declaration.model_validate(
+    {"targets": [{"name": "warehouse", "namespace": "fulfilment", "allowedNamespaces": ["ns"]}]}
+)
+UP = wf.Link(reachable=True, last_reached=T0)
+DOWN = wf.Link(reachable=False, reason="Unreachable", message="connection refused", last_reached=T0)
+
+
+def where(link: wf.Link | None = UP, requested: str | None = "warehouse") -> wf.Where:
+    return wf.Where(place=place_of(WAREHOUSE, "ns", requested), link=link, cluster="shop-eu")
+
+
+def test_the_fulfillment_is_created_in_the_target_and_says_whose_it_is() -> None:
+    decision = wf.decide(order(target="warehouse"), None, T0, ACK, where=where())
+    create = decision.actions[0]
+    assert isinstance(create, wf.CreateFulfillment)
+    assert create.body["metadata"]["namespace"] == "fulfilment"
+    assert create.body["metadata"]["name"] == "ns.o1"
+    assert create.body["spec"]["orderRef"] == {
+        "name": "o1",
+        "uid": "order-uid",
+        "namespace": "ns",
+        "cluster": "shop-eu",
+    }
+    assert decision.status is not None
+    assert decision.status.fulfillment is not None
+    assert (decision.status.fulfillment.target, decision.status.fulfillment.namespace) == ("warehouse", "fulfilment")
+    assert cond(decision.status, "TargetReachable") == ("True", "Reachable")
+
+
+def test_a_target_the_namespace_may_not_use_creates_nothing_anywhere() -> None:
+    for requested, reason in (("nowhere", "TargetUnknown"), ("warehouse", "TargetNotAllowed")):
+        o = wf.ObservedOrder(**{**order(target=requested).__dict__, "namespace": "elsewhere"})
+        decision = wf.decide(o, None, T0, ACK, where=wf.Where(place=place_of(WAREHOUSE, "elsewhere", requested)))
+        assert not any(isinstance(a, wf.CreateFulfillment) for a in decision.actions)
+        assert decision.status is not None
+        assert cond(decision.status, "Stalled") == ("True", reason)
+        assert [e.reason for e in decision.events] == [reason]
+
+
+def test_while_the_target_is_unreachable_the_order_keeps_what_it_knew_and_sends_nothing() -> None:
+    status = wf.decide(order(target="warehouse"), None, T0, ACK, where=where()).status
+    mirrored = wf.decide(order(status, target="warehouse"), fulfillment(), T0, ACK, where=where()).status
+    assert mirrored is not None
+    decision = wf.decide(order(mirrored, 2, target="warehouse", paused=True), fulfillment(), T0, ACK, where=where(DOWN))
+    assert decision.actions == ()  # the pause waits in spec
+    s = decision.status
+    assert s is not None
+    assert s.fulfillment is not None
+    assert s.fulfillment.phase == "Picking"  # the last known status stays
+    assert cond(s, "TargetReachable") == ("False", "Unreachable")
+    assert cond(s, "Reconciling") == ("True", "TargetUnreachable")  # waiting mends an outage
+    assert cond(s, "Stalled") == ("False", "NoError")
+    assert [e.reason for e in decision.events] == ["TargetUnreachable"]
+    # Reachable again: the queued signal goes, once.
+    back = wf.decide(order(s, 2, target="warehouse", paused=True), fulfillment(), T0, ACK, where=where())
+    assert back.actions == (wf.SendSignals({"paused": True}),)
+
+
+def test_a_refused_permission_in_the_target_needs_a_person() -> None:
+    status = wf.decide(order(target="warehouse"), None, T0, ACK, where=where()).status
+    forbidden = wf.Link(reachable=False, reason="Forbidden", message='cannot list resource "fulfillments"')
+    s = wf.decide(order(status, target="warehouse"), fulfillment(), T0, ACK, where=where(forbidden)).status
+    assert s is not None
+    assert cond(s, "Stalled") == ("True", "Forbidden")
+    stalled = next(c for c in s.conditions if c.type == "Stalled")
+    assert 'cannot list resource "fulfillments"' in stalled.message
+
+
+def test_deleting_while_the_target_is_down_waits_unless_the_policy_is_orphan() -> None:
+    status = wf.decide(order(target="warehouse"), None, T0, ACK, where=where()).status
+    deleting = wf.ObservedOrder(**{**order(status, target="warehouse").__dict__, "deleting": True})
+    waiting = wf.decide(deleting, fulfillment(), T0, ACK, where=where(DOWN))
+    assert waiting.actions == ()  # the finalizer stays
+    assert waiting.status is not None
+    assert cond(waiting.status, "Ready") == ("False", "DeletionWaitsForTarget")
+    orphan = wf.ObservedOrder(
+        **{**order(status, target="warehouse", deletionPolicy="Orphan").__dict__, "deleting": True}
+    )
+    assert wf.decide(orphan, fulfillment(), T0, ACK, where=where(DOWN)).actions == (wf.RemoveFinalizer(),)
+    back = wf.decide(deleting, fulfillment(), T0, ACK, where=where())
+    assert back.actions == (wf.SendSignals({"cancelled": True}), wf.RemoveFinalizer())

@@ -2,13 +2,12 @@
 
 Both controllers run as processes against a fresh local control plane. N Orders are created with
 steps of a day, so that none ships and each one's deadline (``spec.activeDeadlineSeconds``) ends
-it: its Fulfillment is cancelled and the Order ends Failed, reason DeadlineExceeded. Two ways:
+it: its Fulfillment is cancelled and the Order ends Failed, reason DeadlineExceeded. The Orders are
+created without a deadline; once all N are in flight (Picking), each is given one, so that:
 
-- ``--due together``: the N Orders are created without a deadline; once all are in flight
-  (Picking), each is given a deadline that falls due in the same second as every other's (the
-  hardest case: a burst of Orders with equal promises);
-- ``--due spread``: each Order is created with the same ``activeDeadlineSeconds``, long enough for
-  all to be in flight first, so they fall due at the rate they were created.
+- ``--per-second 0`` (the default): all fall due in the same second (the hardest case: a burst
+  of Orders with equal promises; the lateness then is the time to do the work of N cancels);
+- ``--per-second R``: they fall due R a second, one after the other, while the rest wait.
 
 For each Order it reports two figures, p50/p99/max over the N:
 - *acted*: ``status.deadlineExceededAt - status.dueAt``, the order controller's own clock: how
@@ -16,7 +15,7 @@ For each Order it reports two figures, p50/p99/max over the N:
 - *failed*: when a watch saw the Order Failed, minus ``status.dueAt``: the cancel acknowledged by
   the fulfillment controller and the end written, as a user would see it.
 
-    python -m orderflow.dev.bench.deadlines --orders 1000 --due together
+    python -m orderflow.dev.bench.deadlines --orders 1000 --per-second 0
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def _phase(obj: dict[str, Any]) -> str | None:
     return (obj.get("status") or {}).get("phase")
 
 
-def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
+def run(n_orders: int, per_second: float, margin: float, workers: int) -> dict[str, Any]:
     kubectl = tools.ensure("kubectl")
     workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-deadlines-"))
     plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
@@ -91,18 +90,16 @@ def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
         watchers.append(orders)
         names = [f"o-{i:05d}" for i in range(n_orders)]
 
-        def create_all(deadline: int | None) -> float:
-            started = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                list(
-                    pool.map(
-                        lambda n: objects.create_namespaced_custom_object(
-                            GROUP, VERSION, NS, "orders", _order(n, deadline)
-                        ),
-                        names,
-                    )
+        log(f"creating {n_orders} orders without a deadline ...")
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(
+                pool.map(
+                    lambda n: objects.create_namespaced_custom_object(GROUP, VERSION, NS, "orders", _order(n, None)),
+                    names,
                 )
-            return time.monotonic() - started
+            )
+        create_seconds = time.monotonic() - started
 
         def in_flight() -> bool:
             return all(
@@ -110,37 +107,32 @@ def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
                 for n in names
             )
 
-        if due == "spread":
-            # Long enough for every Order to be created and in flight before the first falls due.
-            deadline = math.ceil(n_orders / 20 + margin)
-            log(f"creating {n_orders} orders with activeDeadlineSeconds={deadline} ...")
-            create_seconds = create_all(deadline)
-            orders.wait(in_flight, timeout=deadline, about=names[-1])
-        else:
-            log(f"creating {n_orders} orders without a deadline ...")
-            create_seconds = create_all(None)
-            orders.wait(in_flight, timeout=max(120, n_orders / 5), about=names[-1])
-            # Every one due in the same second, `margin` seconds after the deadlines are set.
-            target = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=margin)
-            created = {n: _time(orders.latest[n]["metadata"]["creationTimestamp"]) for n in names}
-            log(f"in flight; setting deadlines, all due at {target.isoformat()} ...")
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                list(
-                    pool.map(
-                        lambda n: objects.patch_namespaced_custom_object(
-                            GROUP,
-                            VERSION,
-                            NS,
-                            "orders",
-                            n,
-                            {"spec": {"activeDeadlineSeconds": math.ceil((target - created[n]).total_seconds())}},
-                        ),
-                        names,
-                    )
+        orders.wait(in_flight, timeout=max(120, n_orders / 5), about=names[-1])
+        # The first falls due `margin` seconds after the deadlines are set, the others with it or
+        # one after the other at `per_second`.
+        first = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=margin)
+        created = {n: _time(orders.latest[n]["metadata"]["creationTimestamp"]) for n in names}
+        when = {n: first + datetime.timedelta(seconds=i / per_second if per_second else 0) for i, n in enumerate(names)}
+        log(f"all {n_orders} in flight; setting deadlines, the first due at {first.isoformat()} ...")
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(
+                pool.map(
+                    lambda n: objects.patch_namespaced_custom_object(
+                        GROUP,
+                        VERSION,
+                        NS,
+                        "orders",
+                        n,
+                        {"spec": {"activeDeadlineSeconds": math.ceil((when[n] - created[n]).total_seconds())}},
+                    ),
+                    names,
                 )
-            if datetime.datetime.now(datetime.UTC) > target:
-                raise RuntimeError(f"setting the deadlines took longer than --margin {margin}s; raise it")
-        orders.wait(lambda: all(n in orders.seen for n in names), timeout=max(300, n_orders), about=names[-1])
+            )
+        if datetime.datetime.now(datetime.UTC) > first:
+            raise RuntimeError(f"setting the deadlines took longer than --margin {margin}s; raise it")
+        last_due = max(when.values())
+        wait = (last_due - datetime.datetime.now(datetime.UTC)).total_seconds() + max(300, n_orders)
+        orders.wait(lambda: all(n in orders.seen for n in names), timeout=wait, about=names[-1])
         acted, failed = [], []
         for n in names:
             status = orders.latest[n]["status"]
@@ -149,7 +141,7 @@ def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
             failed.append(orders.seen[n] + offset - due_at.timestamp())
         outcome = {
             "orders": n_orders,
-            "due": due,
+            "due_per_second": per_second or "all at once",
             "create_seconds": round(create_seconds, 1),
             "acted_lateness": percentiles(acted),
             "failed_lateness": percentiles(failed),
@@ -166,12 +158,14 @@ def run(n_orders: int, due: str, margin: float, workers: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orderflow.dev.bench.deadlines", description=__doc__)
     parser.add_argument("--orders", type=int, nargs="+", default=[1000])
-    parser.add_argument("--due", choices=["together", "spread"], default="together")
+    parser.add_argument(
+        "--per-second", type=float, default=0.0, help="deadlines falling due each second; 0: all in the same second"
+    )
     parser.add_argument("--margin", type=float, default=60.0, help="seconds between setting deadlines and their due")
     parser.add_argument("--workers", type=int, default=8, help="client threads creating Orders")
     parser.add_argument("--output", type=Path, default=Path("bench/results/deadlines.json"))
     args = parser.parse_args(argv)
-    results = [run(n, args.due, args.margin, args.workers) for n in args.orders]
+    results = [run(n, args.per_second, args.margin, args.workers) for n in args.orders]
     document = {
         "command": " ".join(["python -m orderflow.dev.bench.deadlines", *(argv if argv is not None else sys.argv[1:])]),
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -181,14 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     previous: dict[str, Any] = {}
     if args.output.exists():
         previous = json.loads(args.output.read_text())
-    runs = [r for r in previous.get("runs", []) if (r["results"][0]["due"], r["results"][0]["orders"]) not in
-            {(r2["due"], r2["orders"]) for r2 in results}]  # fmt: skip
+    measured = {(r["due_per_second"], r["orders"]) for r in results}
+    runs = [r for r in previous.get("runs", []) if (r["results"][0]["due_per_second"], r["results"][0]["orders"])
+            not in measured]  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"runs": [*runs, document]}, indent=2) + "\n")
     for r in results:
         a, f = r["acted_lateness"], r["failed_lateness"]
         print(
-            f"| {r['orders']:,} | {r['due']} | {a['p50_ms']:.0f} / {a['p99_ms']:.0f} / {a['max_ms']:.0f} ms "
+            f"| {r['orders']:,} | {r['due_per_second']} | {a['p50_ms']:.0f} / {a['p99_ms']:.0f} / {a['max_ms']:.0f} ms "
             f"| {f['p50_ms']:.0f} / {f['p99_ms']:.0f} / {f['max_ms']:.0f} ms |"
         )
     return 0

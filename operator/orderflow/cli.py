@@ -80,15 +80,30 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from orderflow.api.order import PLURAL as ORDERS
         from orderflow.order import controller as order
+        from orderflow.order import targets
 
+        try:
+            declaration = targets.load(args.targets)
+        except targets.TargetsError as exc:
+            print(f"orderflow run order: {exc}", file=sys.stderr)
+            return 2
         oc = order.OrderController(
-            kube, ack_timeout=args.ack_timeout, workers=args.workers, default_ttl=args.ttl, retry=retry
+            kube,
+            ack_timeout=args.ack_timeout,
+            workers=args.workers,
+            default_ttl=args.ttl,
+            retry=retry,
+            declaration=declaration,
+            secrets_namespace=args.secrets_namespace,
+            allow_exec_kubeconfigs=args.allow_exec_kubeconfigs,
+            cluster=args.cluster_name,
         )
         options.controller = order.COMPONENT
         options.settings = {
             "workers": args.workers,
             "ackTimeoutSeconds": args.ack_timeout,
             "retryPolicy": dataclasses.asdict(retry),
+            "targets": [t.name for t in declaration.targets],
         }
         run(order.build_registry(oc), options, kube, ORDERS)
     return 0
@@ -229,6 +244,31 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=_env_float("ORDERFLOW_ACK_TIMEOUT", 30.0),
         help="seconds before an unacknowledged signal is reported (env ORDERFLOW_ACK_TIMEOUT)",
+    )
+    order.add_argument(
+        "--targets",
+        type=Path,
+        default=Path(os.environ["ORDERFLOW_TARGETS_FILE"]) if os.environ.get("ORDERFLOW_TARGETS_FILE") else None,
+        help="a YAML file declaring the targets Orders may name in spec.target: other namespaces, or namespaces "
+        "of other clusters through a kubeconfig in a Secret (env ORDERFLOW_TARGETS_FILE; docs/targets.md)",
+    )
+    order.add_argument(
+        "--secrets-namespace",
+        default=os.environ.get("ORDERFLOW_SECRETS_NAMESPACE") or os.environ.get("POD_NAMESPACE") or None,
+        help="where the targets' kubeconfig Secrets are (env ORDERFLOW_SECRETS_NAMESPACE, else POD_NAMESPACE); "
+        "default: the namespace of the controller's own login",
+    )
+    order.add_argument(
+        "--allow-exec-kubeconfigs",
+        action="store_true",
+        default=os.environ.get("ORDERFLOW_ALLOW_EXEC_KUBECONFIGS", "").lower() in ("1", "true"),
+        help="accept target kubeconfigs that log in by running a program (exec, auth-provider); default: refused",
+    )
+    order.add_argument(
+        "--cluster-name",
+        default=os.environ.get("ORDERFLOW_CLUSTER_NAME") or None,
+        help="this cluster's name, written into the orderRef of Fulfillments made in targets, for people reading "
+        "them (env ORDERFLOW_CLUSTER_NAME)",
     )
     fulfillment = controllers.add_parser("fulfillment", parents=[common], help="the fulfillment controller")
     fulfillment.add_argument(

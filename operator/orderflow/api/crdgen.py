@@ -84,6 +84,12 @@ KINDS = (
         status=order.OrderStatus,
         columns=(
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {
+                "name": "Target",
+                "type": "string",
+                "jsonPath": ".spec.target",
+                "description": "Where its Fulfillment lives (spec.target); empty: this namespace",
+            },
             {"name": "Fulfillment", "type": "string", "jsonPath": ".status.fulfillment.phase"},
             {
                 "name": "Progress",

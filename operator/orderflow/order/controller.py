@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -21,7 +22,8 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
-from orderflow.order import workflow
+from orderflow.order import targets, workflow
+from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, KubeClient, NotFound
@@ -53,6 +55,17 @@ class ActionResult:
     retry_after: float | None = None  # stop here and reconcile again after this many seconds
 
 
+@dataclasses.dataclass(frozen=True)
+class There:
+    """Where an Order's Fulfillment lives: what the core is told, its key there, the store its
+    watch feeds and the client that writes it (None: none, the target is refused or not logged in)."""
+
+    where: workflow.Where
+    key: ObjectKey
+    store: Store[None] | None
+    client: KubeClient | None
+
+
 class Counted(NamedTuple):
     """What the metrics read of each cached Order, kept beside it (see Store)."""
 
@@ -72,6 +85,10 @@ class OrderController:
         workers: int = 4,
         default_ttl: int | None = None,
         retry: RetryPolicy | None = None,
+        declaration: targets.Declaration | None = None,
+        secrets_namespace: str | None = None,
+        allow_exec_kubeconfigs: bool = False,
+        cluster: str | None = None,
     ) -> None:
         self.kube: KubeClient = AsyncKube(kube, COMPONENT)
         self.status_writer = StatusWriter(ORDERS, COMPONENT, log)
@@ -79,6 +96,23 @@ class OrderController:
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders: Store[Counted] = Store(summary=Counted.of)
         self.fulfillments: Store[None] = Store(transform=workflow.fulfillment_as_read)
+        # Targets: each its own list and watch, store and client (order.link).
+        self.declaration = declaration or targets.Declaration()
+        self.cluster = cluster
+        self.links = {
+            t.name: TargetLink(
+                t,
+                kube,
+                secrets_namespace,
+                allow_exec_kubeconfigs,
+                on_change=functools.partial(self.observe_target_fulfillment, t.name),
+                on_state=functools.partial(self.target_changed, t.name),
+                component=COMPONENT,
+            )
+            for t in self.declaration.targets
+        }
+        self.users: dict[str, set[ObjectKey]] = {}  # target -> the Orders that name it
+        self.expected: dict[tuple[str, str], ObjectKey] = {}  # (target, Fulfillment name) -> its Order
         self.queue: WorkQueue[ObjectKey] = WorkQueue(
             COMPONENT, self.reconcile, workers=workers, retry=retry, give_up=self._give_up
         )
@@ -90,7 +124,43 @@ class OrderController:
     # -- what the watches deliver ------------------------------------------------------------
 
     def observe_order(self, event_type: str | None, body: Any) -> None:
+        target = (body.get("spec") or {}).get("target")
+        if target and target in self.links:
+            key = ObjectKey.of(body)
+            users = self.users.setdefault(target, set())
+            place = targets.place_of(self.declaration, key.namespace, target)
+            name = (
+                targets.fulfillment_name(key.namespace, key.name, place) if isinstance(place, targets.Place) else None
+            )
+            if event_type == "DELETED":
+                users.discard(key)
+                if name:
+                    self.expected.pop((target, name), None)
+            else:
+                users.add(key)
+                if name:
+                    self.expected[(target, name)] = key
         observe(self.orders, self.queue, event_type, body)
+
+    def observe_target_fulfillment(self, target: str, event_type: str | None, body: Any) -> None:
+        """A Fulfillment of a target's (already in the link's store): it wakes the Order whose
+        Fulfillment would have its name, ours or a stranger's (the Order must see it to say so)."""
+        order = self.expected.get((target, body["metadata"]["name"]))
+        if order is not None:
+            self.queue.add(order, low_priority=listed(event_type))
+
+    def target_changed(self, target: str) -> None:
+        """The target became reachable, or not: every Order that names it decides again."""
+        for key in list(self.users.get(target, ())):
+            self.queue.add(key)
+
+    def start_links(self) -> None:
+        for link in self.links.values():
+            link.start()
+
+    def stop_links(self) -> None:
+        for link in self.links.values():
+            link.stop()
 
     def observe_fulfillment(self, event_type: str | None, body: Any) -> None:
         """Not ``observe``: a Fulfillment is not what this controller reconciles. Its event
@@ -119,21 +189,22 @@ class OrderController:
             decision = workflow.invalid_spec(before, generation_of(body), describe_error(exc), now)
             return await self._finish(body, before, decision, now)
 
-        fkey = ObjectKey(key.namespace, workflow.fulfillment_name(key.name))
-        fbody = self.fulfillments.get(fkey)
-        if fbody is None and (order.status.fulfillment is not None or order.deleting):
+        there = self._there(order)
+        fbody = there.store.get(there.key) if there.store is not None else None
+        reachable = there.client is not None and (there.where.link is None or there.where.link.reachable)
+        if fbody is None and reachable and (order.status.fulfillment is not None or order.deleting):
             # The watch may not have delivered it yet (just started, or just created): ask, and use
             # the answer for this reconcile only (the store is fed by the watch alone).
-            fbody = await self._find_fulfillment(fkey)
+            fbody = await self._find_fulfillment(there)
         fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
-        decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl)
+        decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl, there.where)
         status = decision.status
         done: list[str] = []  # the actions carried out, for the log
         for action in decision.actions:
-            result = await self._act(action, body, order)
+            result = await self._act(action, body, order, there)
             body = result.order_body or body
             if result.failure is not None:
-                decision = workflow.action_failed(order, order.status, action, result.failure, now)
+                decision = workflow.action_failed(order, order.status, action, result.failure, now, there.key.name)
                 if decision.retry is None:
                     return await self._finish(body, order.status, decision, now, done)
                 stalled = get_condition(decision.status.conditions, "Stalled") if decision.status else None
@@ -144,7 +215,7 @@ class OrderController:
             if result.retry_after is not None:
                 self._report(key, order.status, None, done, ())
                 return result.retry_after
-            done.append(workflow.describe_action(action, order.name))
+            done.append(workflow.describe_action(action, there.key.name))
             if result.created_uid is not None and status is not None:
                 status = workflow.with_created(status, result.created_uid)
             if result.signal_generation is not None and status is not None:
@@ -208,21 +279,36 @@ class OrderController:
                 metrics.DEADLINE_LATENESS_SECONDS.labels(COMPONENT, "Order").observe(lateness)
         log_decision(log, "Order", key, before.phase.value, after.value, actions=done, events=events)
 
-    async def _find_fulfillment(self, key: ObjectKey) -> dict[str, Any] | None:
+    def _there(self, order: workflow.ObservedOrder) -> There:
+        """Where the Order's Fulfillment lives (spec.target), and how to read and write it there."""
+        place = targets.place_of(self.declaration, order.namespace, order.spec.target)
+        if isinstance(place, targets.Refusal):
+            return There(workflow.Where(place=place), ObjectKey(order.namespace, order.name), None, None)
+        key = ObjectKey(place.namespace, targets.fulfillment_name(order.namespace, order.name, place))
+        if place.target is None:
+            return There(workflow.Where(place=place, cluster=self.cluster), key, self.fulfillments, self.kube)
+        link = self.links[place.target.name]
+        return There(workflow.Where(place=place, link=link.state, cluster=self.cluster), key, link.store, link.client)
+
+    async def _find_fulfillment(self, there: There) -> dict[str, Any] | None:
+        assert there.client is not None
         try:
-            return await self.kube.find(FULFILLMENTS, key.namespace, key.name)
+            return await there.client.find(FULFILLMENTS, there.key.namespace, there.key.name)
         except Forbidden:
             return None
 
-    async def _act(self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder) -> ActionResult:
-        ns, name = order.namespace, order.name
-        fname = workflow.fulfillment_name(name)
+    async def _act(
+        self, action: workflow.Action, body: dict[str, Any], order: workflow.ObservedOrder, there: There
+    ) -> ActionResult:
+        name = order.name
+        fns, fname = there.key.namespace, there.key.name
+        fulfillments = there.client or self.kube  # actions on a Fulfillment are decided only with a client
         try:
             if isinstance(action, workflow.AddFinalizer | workflow.RemoveFinalizer):
                 return await self._set_finalizer(body, isinstance(action, workflow.AddFinalizer))
             if isinstance(action, workflow.CreateFulfillment):
                 try:
-                    created = await self.kube.create(FULFILLMENTS, ns, action.body)
+                    created = await fulfillments.create(FULFILLMENTS, fns, action.body)
                 except Conflict as exc:
                     if not exc.already_exists:
                         raise
@@ -232,16 +318,16 @@ class OrderController:
                 return ActionResult(created_uid=str(created["metadata"]["uid"]))
             if isinstance(action, workflow.SendSignals):
                 try:
-                    updated = await self.kube.patch(FULFILLMENTS, ns, fname, {"spec": action.spec_patch})
+                    updated = await fulfillments.patch(FULFILLMENTS, fns, fname, {"spec": action.spec_patch})
                 except NotFound:  # deleted meanwhile: the watch tells, and the next reconcile reports it
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
             if isinstance(action, workflow.DeleteFulfillment):
-                await self.kube.delete(FULFILLMENTS, ns, fname)
+                await fulfillments.delete(FULFILLMENTS, fns, fname)
                 return ActionResult()
             if isinstance(action, workflow.DeleteOrder):
                 try:  # only the version the decision saw: a changed Order is decided again
-                    await self.kube.delete(ORDERS, ns, name, body["metadata"]["resourceVersion"])
+                    await self.kube.delete(ORDERS, order.namespace, name, body["metadata"]["resourceVersion"])
                 except Conflict:
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult()  # the watch brings the deletion, and the finalizer's turn
@@ -295,6 +381,14 @@ def _parse(body: dict[str, Any]) -> workflow.ObservedOrder:
 def build_registry(controller: OrderController) -> kopf.OperatorRegistry:
     """Kopf only watches; everything else happens in the controller's reconcile."""
     registry = controller_registry(COMPONENT, controller.queue)
+
+    @kopf.on.startup(registry=registry)
+    async def links(**_: Any) -> None:
+        controller.start_links()
+
+    @kopf.on.cleanup(registry=registry)
+    async def unlink(**_: Any) -> None:
+        controller.stop_links()
 
     @kopf.on.event(GROUP, VERSION, ORDERS, registry=registry)
     async def order_event(type: str | None, body: kopf.Body, **_: Any) -> None:

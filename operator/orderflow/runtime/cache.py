@@ -103,6 +103,9 @@ class Store(Generic[S]):
     def __len__(self) -> int:
         return len(self._objects)
 
+    def known(self) -> list[ObjectKey]:
+        return list(self._objects)
+
     def summaries(self) -> Iterator[S]:
         """What ``summary`` said of each object, as of its latest put."""
         return iter(list(self._summaries.values()))

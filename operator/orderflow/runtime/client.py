@@ -185,6 +185,36 @@ class Kube:
         """Create in ``namespace``, or a cluster-scoped object when it is None."""
         return self._request("POST", plural, namespace, version=version, body=body, timeout=timeout)
 
+    def list(self, plural: str, namespace: str, timeout: float | None = None) -> dict[str, Any]:
+        """Every object of ``plural`` in ``namespace``, with the list's resourceVersion to watch from."""
+        return self._request("GET", plural, namespace, timeout=timeout)
+
+    def stream(
+        self, plural: str, namespace: str, params: dict[str, str], timeout: tuple[float, float]
+    ) -> requests.Response:
+        """A watch: the open response, one JSON event a line. The caller closes it."""
+        started = time.monotonic()
+        response: requests.Response = self._api.request(
+            "GET", version=API_VERSION, url=plural, namespace=namespace, params=params, stream=True, timeout=timeout
+        )
+        metrics.REST_REQUESTS.labels(str(response.status_code), "WATCH", self._host).inc()
+        metrics.REST_SECONDS.labels("WATCH", self._host).observe(time.monotonic() - started)
+        if not response.ok:
+            try:
+                _raise_for(response)
+            finally:
+                response.close()
+        return response
+
+    def get_secret(self, namespace: str | None, name: str) -> dict[str, Any]:
+        """A Secret of the controller's own namespace (``None``: the kubeconfig's or the Pod's)."""
+        return self._request("GET", f"secrets/{name}", namespace or self.namespace, version="v1")
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the login names: the Pod's, or the kubeconfig context's (else default)."""
+        return str(getattr(self._api.config, "namespace", None) or "default")
+
     def list_one(self, plural: str, namespace: str | None, timeout: float) -> None:
         """List at most one object, in ``namespace`` or (None) in all: the cheapest request that
         shows the API server answers and this identity may list ``plural`` there."""

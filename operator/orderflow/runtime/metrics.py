@@ -14,7 +14,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -64,6 +64,16 @@ DEADLINE_LATENESS_SECONDS = Histogram(
     "How long after its due time a missed deadline was acted on.",
     ["controller", "kind"],
     buckets=_LATENCY_BUCKETS,
+)
+TARGET_REACHABLE = Gauge(
+    "orderflow_target_reachable",
+    "Order controller: 1 while its list and watch of a target's Fulfillments works, 0 while the target is down.",
+    ["controller", "target"],
+)
+TARGET_WATCH_RESTARTS = Counter(
+    "orderflow_target_watch_restarts_total",
+    "Order controller: times the list and watch of a target's Fulfillments failed and started again.",
+    ["controller", "target"],
 )
 SIGNAL_ACK_SECONDS = Histogram(
     "orderflow_signal_ack_seconds",

@@ -1,0 +1,280 @@
+"""Targets on real API servers: an Order drives a Fulfillment in another namespace, or in another
+cluster (a second control plane, reached through a kubeconfig in a Secret), and survives the link
+going down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orderflow.dev import manifests
+from orderflow.dev.cluster.controlplane import ControlPlane
+from orderflow.dev.testing.plugin import Cluster, Controllers, CustomResources, Kubectl, wait_for
+
+pytestmark = pytest.mark.usefixtures("crds_installed")
+
+
+class Remote:
+    """A second cluster (etcd + kube-apiserver) for the warehouse's Fulfillments."""
+
+    def __init__(self, plane: ControlPlane, kubectl: Kubectl, env: dict[str, str]) -> None:
+        self.plane, self.kubectl, self.env = plane, kubectl, env
+
+    def fulfillments(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self.kubectl.json("get", "fulfillments", "-n", namespace)["items"])
+
+    def fulfillment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        done = self.kubectl("get", "fulfillment", name, "-n", namespace, "-o", "json", check=False)
+        return yaml.safe_load(done.stdout) if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory, kube_env: dict[str, str]) -> Iterator[Remote]:
+    plane = ControlPlane.start(tmp_path_factory.mktemp("warehouse") / "kubeconfig", die_with_parent=True)
+    try:
+        env = {**kube_env, "KUBECONFIG": str(plane.kubeconfig)}
+        kubectl = Kubectl(env)
+        for crd in manifests.crds():
+            kubectl.apply(crd)
+        kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        yield Remote(plane, kubectl, env)
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def warehouse_ns(remote: Remote) -> str:
+    name = f"warehouse-{uuid.uuid4().hex[:6]}"
+    remote.kubectl("create", "namespace", name)
+    return name
+
+
+def declare(tmp_path: Path, *targets: dict[str, Any]) -> Path:
+    path = tmp_path / "targets.yaml"
+    path.write_text(yaml.safe_dump({"targets": list(targets)}))
+    return path
+
+
+def order(name: str, target: str, seconds: float = 0.2, packing: float | None = None, **spec: Any) -> dict[str, Any]:
+    steps = {"picking": seconds, "packing": seconds if packing is None else packing}
+    return manifests.order(name, target=target, stepDurationSeconds=steps, **spec)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    return next((c for c in (obj or {}).get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def phase(crs: CustomResources, name: str) -> str | None:
+    return (crs.find("orders", name) or {}).get("status", {}).get("phase")
+
+
+def kubeconfig_secret(kubectl: Kubectl, namespace: str, name: str, kubeconfig: Path | str) -> None:
+    text = kubeconfig.read_text() if isinstance(kubeconfig, Path) else kubeconfig
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
+    }
+    kubectl.apply(secret, "-n", namespace)
+
+
+# -- another namespace of the same cluster ------------------------------------------------------
+
+
+def test_an_order_drives_a_fulfillment_in_another_namespace(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, tmp_path: Path
+) -> None:
+    fulfilment = f"{namespace}-wh"[:63]
+    kubectl("create", "namespace", fulfilment)
+    targets = declare(tmp_path, {"name": "warehouse", "namespace": fulfilment, "allowedNamespaces": [namespace]})
+    controllers.start("fulfillment", "--namespace", fulfilment)
+    # The order controller watches Orders in its own namespace only; the target has its own watch.
+    controllers.start("order", "--namespace", namespace, "--targets", str(targets), "--cluster-name", "shop")
+    kubectl.apply(order("o1", "warehouse", seconds=2), "-n", namespace)
+    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
+             lambda p: p == "Picking", what="Picking mirrored from the other namespace")  # fmt: skip
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":true}}')
+    kubectl("wait", "-n", namespace, "--for=condition=Paused", "order/o1", "--timeout=30s")
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":false}}')
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/o1", "--timeout=60s")
+    f = kubectl.json("get", "fulfillment", f"{namespace}.o1", "-n", fulfilment)
+    o = crs.get("orders", "o1")
+    assert f["spec"]["orderRef"] == {"name": "o1", "uid": o["metadata"]["uid"], "namespace": namespace,
+                                     "cluster": "shop"}  # fmt: skip
+    assert f["status"]["phase"] == "Shipped"
+    assert o["status"]["fulfillment"]["target"] == "warehouse"
+    assert o["status"]["fulfillment"]["namespace"] == fulfilment
+    assert condition(o, "TargetReachable")["status"] == "True"
+    assert not crs.list("fulfillments")  # nothing in the Order's own namespace
+    assert "warehouse" in kubectl("get", "orders", "-n", namespace).stdout  # the Target column
+
+
+def test_a_target_not_allowed_for_the_namespace_creates_nothing_anywhere(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, tmp_path: Path
+) -> None:
+    fulfilment = f"{namespace}-wh"[:63]
+    kubectl("create", "namespace", fulfilment)
+    targets = declare(tmp_path, {"name": "warehouse", "namespace": fulfilment, "allowedNamespaces": ["team-b"]})
+    controllers.start("order", "--namespace", namespace, "--targets", str(targets))
+    kubectl.apply(order("o1", "warehouse"), "-n", namespace)
+    kubectl.apply(order("o2", "nowhere"), "-n", namespace)
+    kubectl("wait", "-n", namespace, "--for=condition=Stalled", "order/o1", "order/o2", "--timeout=30s")
+    assert condition(crs.get("orders", "o1"), "Stalled")["reason"] == "TargetNotAllowed"
+    assert condition(crs.get("orders", "o2"), "Stalled")["reason"] == "TargetUnknown"
+    assert kubectl.json("get", "fulfillments", "-n", fulfilment)["items"] == []
+    assert crs.list("fulfillments") == []
+
+
+# -- another cluster ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, remote: Remote, warehouse_ns: str, tmp_path: Path
+) -> Controllers:
+    """The warehouse team runs its fulfillment controller on its cluster; the shop team runs its
+    order controller with a target there, through the warehouse's kubeconfig kept in a Secret."""
+    kubeconfig_secret(kubectl, namespace, "warehouse-kubeconfig", remote.plane.kubeconfig)
+    targets = declare(
+        tmp_path,
+        {
+            "name": "eu",
+            "namespace": warehouse_ns,
+            "kubeconfigSecretRef": {"name": "warehouse-kubeconfig"},
+            "allowedNamespaces": ["*"],
+        },
+    )
+    controllers.start("fulfillment", "--namespace", warehouse_ns, env=remote.env)
+    controllers.start("order", "--namespace", namespace, "--targets", str(targets), "--secrets-namespace", namespace)
+    return controllers
+
+
+def test_an_order_drives_a_fulfillment_in_another_cluster(
+    shop: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, remote: Remote, warehouse_ns: str
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=3), "-n", namespace)
+    name = f"{namespace}.o1"
+    wait_for(
+        lambda: (remote.fulfillment(warehouse_ns, name) or {}).get("status", {}).get("phase"),
+        lambda p: p == "Picking",
+        what="the Fulfillment in the other cluster",
+    )
+    moved = {**manifests.ADDRESS, "city": "Leeds", "postalCode": "LS1 1AA"}
+    signals = json.dumps({"spec": {"paused": True, "shippingAddress": moved}})
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", signals)
+    kubectl("wait", "-n", namespace, "--for=condition=Paused", "order/o1", "--timeout=30s")
+    f = remote.fulfillment(warehouse_ns, name)
+    assert f is not None
+    assert f["status"]["paused"] is True
+    assert f["status"]["shippingAddress"]["city"] == "Leeds"
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":false}}')
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/o1", "--timeout=60s")
+    o = crs.get("orders", "o1")
+    f = remote.fulfillment(warehouse_ns, name)
+    assert f is not None
+    assert o["status"]["fulfillment"]["trackingNumber"] == f["status"]["trackingNumber"]
+    assert o["status"]["fulfillment"]["uid"] == f["metadata"]["uid"]
+    # A cancel from the shop reaches the warehouse too.
+    kubectl.apply(order("o2", "eu", seconds=30), "-n", namespace)
+    wait_for(lambda: remote.fulfillment(warehouse_ns, f"{namespace}.o2"), lambda f: f is not None, what="o2")
+    kubectl("patch", "-n", namespace, "order", "o2", "--type", "merge", "-p", '{"spec":{"cancelled":true}}')
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Cancelled", "order/o2", "--timeout=30s")
+
+
+def test_a_strangers_fulfillment_in_the_target_is_reported_never_touched(
+    shop: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, remote: Remote, warehouse_ns: str
+) -> None:
+    stranger = manifests.fulfillment(f"{namespace}.taken", started=False)
+    remote.kubectl.apply(stranger, "-n", warehouse_ns)
+    kubectl.apply(order("taken", "eu"), "-n", namespace)
+    wait_for(lambda: condition(crs.find("orders", "taken"), "Stalled").get("reason"),
+             lambda r: r == "FulfillmentNameTaken", what="the name reported taken")  # fmt: skip
+    left = remote.fulfillment(warehouse_ns, f"{namespace}.taken")
+    assert left is not None
+    assert left["spec"].get("started") is False
+    assert "orderRef" not in left["spec"]
+
+
+def test_a_kubeconfig_that_runs_a_program_is_refused(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, remote: Remote, tmp_path: Path
+) -> None:
+    document = yaml.safe_load(remote.plane.kubeconfig.read_text())
+    document["users"] = [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                                          "command": "/bin/true"}}}]  # fmt: skip
+    for context in document["contexts"]:
+        context["context"]["user"] = "u"
+    kubeconfig_secret(kubectl, namespace, "runs-a-program", yaml.safe_dump(document))
+    targets = declare(tmp_path, {"name": "eu", "namespace": "x", "kubeconfigSecretRef": {"name": "runs-a-program"},
+                                 "allowedNamespaces": ["*"]})  # fmt: skip
+    controllers.start("order", "--namespace", namespace, "--targets", str(targets), "--secrets-namespace", namespace)
+    kubectl.apply(order("o1", "eu"), "-n", namespace)
+    stalled = wait_for(lambda: condition(crs.find("orders", "o1"), "Stalled"),
+                       lambda c: c.get("reason") == "KubeconfigRefused", what="KubeconfigRefused")  # fmt: skip
+    assert "--allow-exec-kubeconfigs" in stalled["message"]
+
+
+def test_the_target_down_for_30_seconds_loses_nothing_and_does_nothing_twice(
+    shop: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+    control_plane: Cluster,
+) -> None:
+    names = [f"o{i:03d}" for i in range(100)]
+    # Picking long enough to be in flight across the outage and the cancels sent after it; all
+    # created in one request, so that they start together.
+    orders = [order(name, "eu", seconds=75, packing=0.5) for name in names]
+    kubectl.apply({"apiVersion": "v1", "kind": "List", "items": orders}, "-n", namespace)
+    wait_for(lambda: [phase(crs, n) for n in names], lambda ps: all(p == "Fulfilling" for p in ps), timeout=120,
+             what="all 100 in flight")  # fmt: skip
+    remote.plane.stop_apiserver()
+    outage = time.monotonic()
+    try:
+        wait_for(
+            lambda: [condition(crs.get("orders", n), "TargetReachable").get("status") for n in names],
+            lambda s: all(x == "False" for x in s),
+            timeout=60,
+            what="every Order to say the target is down",
+        )
+        down = crs.get("orders", names[0])
+        assert down["status"]["phase"] == "Fulfilling"  # the last known state is kept
+        assert down["status"]["fulfillment"]["phase"] == "Picking"
+        assert condition(down, "Ready")["reason"] == "TargetUnreachable"
+        cancelled = names[::2]
+        for name in cancelled:  # signals sent while it is down wait, and go once it is back
+            kubectl("patch", "-n", namespace, "order", name, "--type", "merge", "-p", '{"spec":{"cancelled":true}}')
+        wait_for(lambda: kubectl.json("get", "events", "-n", namespace, "--field-selector", "reason=TargetUnreachable"),
+                 lambda e: bool(e["items"]), what="a TargetUnreachable Event")  # fmt: skip
+        # An Order on no target is not slowed down by the one that is down.
+        kubectl.apply(manifests.order("local", stepDurationSeconds={"picking": 0, "packing": 0}), "-n", namespace)
+        wait_for(lambda: phase(crs, "local"), lambda p: p == "Fulfilling", timeout=30, what="the local Order going on")
+        # 30 seconds of outage in all, counted from its start.
+        wait_for(time.monotonic, lambda t: t >= outage + 30, timeout=60, what="30 s of outage")
+    finally:
+        remote.plane.start_apiserver(die_with_parent=True)
+    wait_for(
+        lambda: [phase(crs, n) for n in names],
+        lambda ps: all(p in ("Completed", "Cancelled") for p in ps),
+        timeout=180,
+        what="every Order final",
+    )
+    for name in names:
+        assert phase(crs, name) == ("Cancelled" if name in cancelled else "Completed"), name
+        assert condition(crs.get("orders", name), "TargetReachable")["status"] == "True"
+    fulfillments = {f["metadata"]["name"]: f for f in remote.fulfillments(warehouse_ns)}
+    assert len(fulfillments) == len(names)  # none made twice
+    for f in fulfillments.values():
+        reasons = [h["reason"] for h in f["status"]["history"]]
+        assert reasons.count("Shipped") + reasons.count("Cancelled") == 1, reasons  # nothing done twice

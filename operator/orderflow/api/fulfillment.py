@@ -13,9 +13,12 @@ from pydantic import ConfigDict, Field
 
 from orderflow.api.common import (
     CONDITIONS_EXTRA,
+    DNS_SUBDOMAIN,
     HISTORY_LIMIT,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
+    ONE_LINE,
+    ONE_LINE_RULES,
     TTL_DESCRIPTION,
     TTL_MAX,
     Condition,
@@ -60,15 +63,23 @@ STEPS: tuple[FulfillmentPhase, ...] = tuple(FulfillmentPhase(step.value) for ste
 class OrderReference(Model):
     """The Order this Fulfillment was started for. Informational: the Fulfillment never reads Orders."""
 
-    name: str = Field(min_length=1, max_length=253, description="The Order's name, in the same namespace.")
-    uid: str = Field(min_length=1, max_length=64, description="The Order's metadata.uid.")
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The Order's name, in the same namespace."
+    )
+    uid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The Order's metadata.uid.")
 
 
 class SimulatedFailure(Model):
     """Failure injection for demos and tests: the workflow fails when it reaches this step."""
 
     step: TimedStep = Field(description="The step at which to fail: Picking or Packing.")
-    message: str = Field(default="simulated failure", max_length=1024, description="The reason reported in status.")
+    message: str = Field(
+        default="simulated failure",
+        max_length=1024,
+        pattern=ONE_LINE,
+        description="The reason reported in status: one line.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
+    )
 
 
 FIXED_ONCE_STARTED = ("items", "customerEmail", "stepDurationSeconds", "simulateFailure")

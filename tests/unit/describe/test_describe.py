@@ -649,7 +649,8 @@ CONTROL = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]} - {"\n"} | {"\u20
 def hostile_story() -> Description:
     fulfillment = shipped_fulfillment()
     fulfillment["spec"]["orderRef"]["name"] = f"o1{ESC}[8m"
-    fulfillment["status"]["shippingAddress"] = {**ADDRESS.wire(), "name": f"Ada{ESC}]0;title\x07", "street": HOSTILE}
+    # Refused by today's schema, but an object stored before it may still carry one.
+    fulfillment["spec"]["shippingAddress"] = {**ADDRESS.wire(), "name": f"Ada{ESC}]0;title\x07", "street": HOSTILE}
     fulfillment["status"]["failureMessage"] = HOSTILE
     for c in fulfillment["status"]["conditions"]:
         if c["type"] == "Stalled":

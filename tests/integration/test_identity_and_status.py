@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pykube
 import pytest
 
 from orderflow.dev import manifests
 from orderflow.dev.cluster import tools
-from orderflow.dev.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.testing.plugin import REPO, Cluster, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.runtime.client import Conflict, Kube
 
 from .test_order_controller import condition, order, patch
 
@@ -46,6 +48,21 @@ def test_deleting_an_order_whose_name_was_taken_leaves_the_strangers_fulfillment
     stranger = crs.get("fulfillments", "taken")
     assert stranger, f"policy {policy} deleted the stranger's Fulfillment"
     assert stranger["spec"].get("cancelled") is not True
+
+
+# 1b. A delete decided about one object (policy Delete) names its uid: the API server refuses it
+# for a same-name replacement the controller's cache has not shown yet.
+def test_a_delete_for_one_object_never_removes_another_of_its_name(
+    control_plane: Cluster, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    kubectl.apply(hand_made("same"), "-n", namespace)
+    first_uid = crs.get("fulfillments", "same")["metadata"]["uid"]
+    kubectl("delete", "fulfillment", "same", "-n", namespace)
+    kubectl.apply(hand_made("same"), "-n", namespace)
+    kube = Kube(pykube.HTTPClient(pykube.KubeConfig.from_file(str(control_plane.kubeconfig))))
+    with pytest.raises(Conflict, match=r"[Pp]recondition"):
+        kube.delete("fulfillments", namespace, "same", None, first_uid)
+    assert crs.get("fulfillments", "same")["metadata"]["uid"] != first_uid  # still there
 
 
 # 2. A new Fulfillment of the same name, after ours was deleted, is never adopted.

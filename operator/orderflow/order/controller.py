@@ -202,7 +202,10 @@ class OrderController:
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
             if isinstance(action, workflow.DeleteFulfillment):
-                await self.kube.delete(FULFILLMENTS, ns, fname)
+                try:  # only the object the decision saw: a replacement of that name is not ours
+                    await self.kube.delete(FULFILLMENTS, ns, fname, None, action.uid)
+                except Conflict:
+                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult()
             if isinstance(action, workflow.DeleteOrder):
                 try:  # only the version the decision saw: a changed Order is decided again

@@ -109,7 +109,7 @@ class SendSignals:
 
 @dataclasses.dataclass(frozen=True)
 class DeleteFulfillment:
-    pass
+    uid: str  # only this object: never a same-name replacement the cache has not shown yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,7 +429,7 @@ def _delete(order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: 
             if signals:
                 actions.append(SendSignals(signals))
         elif policy is DeletionPolicy.DELETE:
-            actions.append(DeleteFulfillment())
+            actions.append(DeleteFulfillment(fulfillment.uid))
     actions.append(RemoveFinalizer())
     return Decision(status=None, actions=tuple(actions))
 

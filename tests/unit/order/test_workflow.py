@@ -200,7 +200,7 @@ def test_deletion_follows_the_policy() -> None:
     )
     assert wf.decide(deleting("Orphan"), fulfillment(), T0, ACK).actions == (wf.RemoveFinalizer(),)
     assert wf.decide(deleting("Delete"), fulfillment(), T0, ACK).actions == (
-        wf.DeleteFulfillment(),
+        wf.DeleteFulfillment("f-uid"),  # that object only, never another of its name
         wf.RemoveFinalizer(),
     )
     # a finished fulfillment needs no cancel

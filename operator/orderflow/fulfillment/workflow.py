@@ -212,6 +212,8 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes) -> 
             draft.record(now, "Resumed", f"resumed {s.phase.value}")
 
     requeue_after = _advance(draft, observed, now, defaults)
+    if not draft.status.phase.terminal:  # a completedAt belongs to a final phase only (one written by hand)
+        draft.status.completed_at = None
     inconsistent = _inconsistency(draft.status)
     if inconsistent and newly(observed.status.conditions, "Stalled", ConditionStatus.TRUE, "InconsistentStatus"):
         draft.events.append(Event("Warning", "InconsistentStatus", inconsistent))

@@ -239,7 +239,7 @@ def _decide(
             return _done(order, status, actions, events)
         if order.spec.cancelled:
             status.phase = OrderPhase.CANCELLED
-            status.completed_at = status.completed_at or now
+            status.completed_at = _finished_at(order.status, status.phase, now)
             _conditions(status, gen, now, ready=(T, "Cancelled", "cancelled before fulfillment started, as asked"))
             if order.status.phase is not OrderPhase.CANCELLED:
                 events.append(Event("Normal", "Cancelled", "cancelled before fulfillment started"))
@@ -530,7 +530,7 @@ def _mirror(
     )
     status.phase = phase
     if phase.terminal:
-        status.completed_at = status.completed_at or now
+        status.completed_at = _finished_at(before, phase, now)
         if before.phase is not phase:
             kind = "Warning" if phase is OrderPhase.FAILED else "Normal"
             detail = (
@@ -668,6 +668,12 @@ def _describe(field: str, value: Any) -> str:
     return f"{field} (changed)"
 
 
+def _finished_at(before: OrderStatus, phase: OrderPhase, now: datetime.datetime) -> datetime.datetime:
+    """When the Order reached ``phase``: now, unless it was there already. A completedAt written
+    before the Order finished (by hand) never counts, so retention runs from the real end."""
+    return (before.completed_at or now) if before.phase is phase else now
+
+
 def _done(
     order: ObservedOrder,
     status: OrderStatus,
@@ -675,5 +681,7 @@ def _done(
     events: list[Event],
     requeue_after: float | None = None,
 ) -> Decision:
+    if not status.phase.terminal:  # a completedAt belongs to a final phase only (one written by hand)
+        status.completed_at = None
     status.observed_generation = order.generation
     return Decision(status=status, actions=tuple(actions), events=tuple(events), requeue_after=requeue_after)

@@ -347,3 +347,15 @@ def test_the_default_time_to_live_never_applies_to_a_fulfillment_serving_an_orde
         assert clock.phase is FulfillmentPhase.CANCELLED
         decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS, default_ttl=0)
         assert decision.expired is expired, fields
+
+
+# -- forged status: a terminal phase is believed only with its evidence -----------------------------
+
+
+def test_a_completed_at_is_cleared_while_the_fulfillment_is_not_finished() -> None:
+    clock = Clock(started=True).reconcile()
+    clock.status = clock.status.model_copy(update={"completed_at": T0 - datetime.timedelta(hours=1)})
+    assert clock.advance(1).status.completed_at is None
+    clock.advance(STEPS.picking).advance(STEPS.packing)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.status.completed_at == T0 + datetime.timedelta(seconds=STEPS.picking + STEPS.packing)  # its real end

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from orderflow.api.common import ShippingAddress
+from orderflow.api.evidence import tracking_number
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
@@ -14,6 +15,7 @@ from orderflow.order import workflow as wf
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 ACK = 30.0
+HOUR = datetime.timedelta(hours=1)
 
 
 def order(status: OrderStatus | None = None, generation: int = 1, **spec: Any) -> wf.ObservedOrder:
@@ -52,6 +54,17 @@ def fulfillment(
         cancelled=False,
         shipping_address=ShippingAddress.model_validate(ADDRESS),
         status=FulfillmentStatus.model_validate(status),
+    )
+
+
+def completed_fulfillment() -> wf.ObservedFulfillment:
+    """Shipped, as the fulfillment controller writes it: its tracking number and the history to it."""
+    return fulfillment(
+        "Shipped",
+        trackingNumber=tracking_number("f-uid"),
+        startedAt=T0.isoformat(),
+        completedAt=T0.isoformat(),
+        history=[{"time": T0.isoformat(), "phase": "Shipped", "reason": "Shipped", "message": "shipped"}],
     )
 
 
@@ -458,3 +471,23 @@ def test_a_fulfillment_is_read_as_far_as_it_can_be() -> None:
     read = wf.ObservedFulfillment.from_body(unreadable)
     assert read.shipping_address is None
     assert read.status == FulfillmentStatus()
+
+
+# -- a forged completedAt never outlives the phase it belongs to ---------------------------------
+
+
+def test_a_completed_at_is_cleared_while_the_order_is_not_finished() -> None:
+    forged = created().model_copy(update={"phase": OrderPhase.COMPLETED, "completed_at": T0 - HOUR})
+    status = wf.decide(order(forged), fulfillment(), T0, ACK).status
+    assert status is not None
+    assert status.phase is OrderPhase.FULFILLING
+    assert status.completed_at is None
+
+
+def test_a_forged_completed_at_does_not_start_retention_when_the_order_really_finishes() -> None:
+    forged = created().model_copy(update={"completed_at": T0 - HOUR})  # phase Fulfilling, as it really is
+    decision = wf.decide(order(forged, ttlSecondsAfterFinished=60), completed_fulfillment(), T0, ACK)
+    assert decision.status is not None
+    assert decision.status.completed_at == T0
+    assert wf.DeleteOrder() not in decision.actions
+    assert decision.requeue_after == 60

@@ -15,6 +15,7 @@ import hashlib
 from typing import Any
 
 from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, seconds_until_expiry
+from orderflow.api.evidence import unbelievable
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import (
@@ -84,7 +85,7 @@ def fulfillment_as_read(body: dict[str, Any]) -> dict[str, Any]:
     controller's cache does not keep them (less memory per Fulfillment, and less personal data)."""
     spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("items", "customerEmail")}
     status = dict(body.get("status") or {})
-    status.pop("history", None)
+    status["history"] = (status.get("history") or [])[-1:]  # the newest entry: a Shipped status's evidence
     status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") == "Accepted"]
     return {**body, "spec": spec, "status": status}
 
@@ -518,10 +519,11 @@ def _mirror(
         observed_generation=fs.observed_generation,
         message=(latest.message if refused and latest else fs.failure_message),
     )
-    inconsistent = fs.phase.value == "Shipped" and not fs.tracking_number
+    unbelieved = unbelievable(fs, f.uid, f.cancelled)
+    inconsistent = unbelieved is not None
     phase = (
         OrderPhase.FULFILLING
-        if inconsistent  # not trusted: the fulfillment controller always writes one
+        if inconsistent  # not trusted: the fulfillment controller always writes its evidence
         else {
             "Shipped": OrderPhase.COMPLETED,
             "Cancelled": OrderPhase.CANCELLED,
@@ -547,7 +549,7 @@ def _mirror(
     stalled: Cond | None = None
     step = fs.phase.value
     if inconsistent:
-        message = f"Fulfillment {f.name} reports Shipped without a tracking number: its status was written by hand"
+        message = f"Fulfillment {f.name} {unbelieved}: its status was written by hand"
         ready, stalled = (F, "FulfillmentStatusInconsistent", message), (T, "FulfillmentStatusInconsistent", message)
         if newly(before.conditions, "Stalled", T, "FulfillmentStatusInconsistent"):
             events.append(Event("Warning", "FulfillmentStatusInconsistent", message))

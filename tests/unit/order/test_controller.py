@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from orderflow.api.evidence import tracking_number
 from orderflow.order.controller import OrderController
 from orderflow.order.workflow import FINALIZER
 from orderflow.runtime.cache import ObjectKey
@@ -66,7 +67,9 @@ def shipped_fulfillment() -> dict[str, Any]:
         "metadata": {"name": "o1", "namespace": "ns", "uid": "f-uid", "resourceVersion": "12", "generation": 1},
         "spec": {"orderRef": {"name": "o1", "uid": "o-uid"}, "paused": False, "cancelled": False,
                  "shippingAddress": ADDRESS},
-        "status": {"phase": "Shipped", "observedGeneration": 1, "trackingNumber": "OF1",
+        "status": {"phase": "Shipped", "observedGeneration": 1, "trackingNumber": tracking_number("f-uid"),
+                   "startedAt": "2026-12-06T00:00:00Z", "completedAt": "2026-12-06T00:00:01Z",
+                   "history": [{"time": "2026-12-06T00:00:01Z", "phase": "Shipped", "reason": "Shipped"}],
                    "progress": {"currentStep": "Shipped", "completedSteps": 3, "totalSteps": 3, "percent": 100}},
     }  # fmt: skip
 

@@ -194,6 +194,40 @@ def test_shipped_written_by_hand_without_a_tracking_number_is_reported(
     assert all("None" not in c["message"] for c in o["status"]["conditions"])
 
 
+@pytest.mark.parametrize(
+    ("forged", "why"),
+    [
+        ({"phase": "Shipped", "trackingNumber": "OF000000000000", "completedAt": "2026-01-01T00:00:00Z"},
+         "tracking number that is not its own"),
+        ({"phase": "Cancelled", "completedAt": "2026-01-01T00:00:00Z"}, "spec.cancelled is not true"),
+    ],
+    ids=["shipped", "cancelled"],
+)  # fmt: skip
+def test_a_forged_final_phase_is_reported_and_deletes_nothing(
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, forged: dict[str, str], why: str
+) -> None:
+    kubectl.apply(order("forged", picking=600, deletionPolicy="Delete", ttlSecondsAfterFinished=0), "-n", namespace)
+    wait_for(lambda: crs.get("fulfillments", "forged").get("status", {}).get("phase"), lambda p: p == "Picking")
+    crs.patch("fulfillments", "forged", {"status": forged}, status=True)
+    wait_for(lambda: stalled_reason(crs, "forged"), lambda r: r == "FulfillmentStatusInconsistent", what="reported")
+    assert why in condition(crs.get("orders", "forged"), "Stalled")["message"]
+    assert crs.get("orders", "forged")["status"]["phase"] == "Fulfilling"
+    assert "completedAt" not in crs.get("orders", "forged")["status"]
+    assert crs.find("fulfillments", "forged") is not None  # nothing expired, nothing deleted
+
+
+def test_a_completed_at_written_by_hand_is_cleared_and_retention_counts_from_the_real_end(
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    kubectl.apply(order("early", picking=3, ttlSecondsAfterFinished=3600), "-n", namespace)
+    wait_for(lambda: crs.get("orders", "early").get("status", {}).get("phase"), lambda p: p == "Fulfilling")
+    crs.patch("orders", "early", {"status": {"completedAt": "2026-01-01T00:00:00Z"}}, status=True)
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/early", "--timeout=60s")
+    finished = crs.get("orders", "early")["status"]["completedAt"]
+    assert finished > "2026-01-02", finished  # the real end, not the forged one
+    assert crs.find("orders", "early") is not None  # an hour to live, not already gone
+
+
 @pytest.mark.parametrize("street", ["\u200b", " ", "\u200b\u200b \t"])
 def test_a_street_with_nothing_visible_is_refused(kubectl: Kubectl, namespace: str, street: str) -> None:
     bad = order("blank", shippingAddress={**manifests.ADDRESS, "street": street}, validate=False)

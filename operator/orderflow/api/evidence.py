@@ -22,9 +22,11 @@ def unbelievable(status: FulfillmentStatus, uid: str, cancel_asked: bool) -> str
     """Why a Fulfillment's terminal ``status`` cannot be believed (a sentence that starts after
     its name), or None. The rule, documented in docs/status.md:
 
-    - ``Shipped`` needs the tracking number its uid gives, a ``startedAt``, and as its newest
-      history entry the ``Shipped`` transition, at ``completedAt``. Nothing is added to the
-      history after shipping, so the bounded history (the last 20) always keeps that entry.
+    - ``Shipped`` needs the tracking number its uid gives and, as its newest history entry, the
+      ``Shipped`` transition at ``completedAt``. Nothing is added to the history after shipping,
+      so the bounded history (the last 20) always keeps that entry. Earlier entries (Started,
+      Picked) are not required: pauses can push them out of the last 20, and a controller that
+      went on from a running step someone wrote by hand (no start recorded) ships it rightly.
     - ``Cancelled`` needs ``spec.cancelled`` (``cancel_asked``): only the signal cancels.
 
     Forged values are not repeated in the sentence: it goes into conditions, Events and logs.
@@ -39,8 +41,6 @@ def unbelievable(status: FulfillmentStatus, uid: str, cancel_asked: bool) -> str
             return "reports Shipped without the Shipped transition in its history"
         if status.completed_at != last.time:
             return "reports Shipped with a completedAt that is not when it shipped"
-        if status.started_at is None or status.started_at > last.time:
-            return "reports Shipped without having started before it"
     if status.phase is FulfillmentPhase.CANCELLED and not cancel_asked:
         return "reports Cancelled, but its spec.cancelled is not true"
     return None

@@ -6,7 +6,6 @@ The dev wing (``pip install 'orderflow[dev]'``) adds ``cluster``, ``image`` and 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from importlib.metadata import entry_points
@@ -70,12 +69,10 @@ def _run(args: argparse.Namespace) -> int:
             kube, args.step_seconds, args.workers, args.ttl, default_deadline=args.active_deadline_seconds, retry=retry
         )
         options.controller = fulfillment.COMPONENT
-        options.settings = {
-            "workers": args.workers,
-            "stepSeconds": args.step_seconds,
-            "activeDeadlineSeconds": args.active_deadline_seconds,
-            "retryPolicy": dataclasses.asdict(retry),
-        }
+        options.settings = {"workers": args.workers, "stepSeconds": args.step_seconds}
+        if args.active_deadline_seconds is not None:
+            options.settings["activeDeadlineSeconds"] = args.active_deadline_seconds
+        options.settings["retryPolicy"] = retry.describe()
         run(fulfillment.build_registry(fc), options, kube, FULFILLMENTS)
     else:
         from orderflow.api.order import PLURAL as ORDERS
@@ -102,9 +99,10 @@ def _run(args: argparse.Namespace) -> int:
         options.settings = {
             "workers": args.workers,
             "ackTimeoutSeconds": args.ack_timeout,
-            "retryPolicy": dataclasses.asdict(retry),
-            "targets": [t.name for t in declaration.targets],
+            "retryPolicy": retry.describe(),
         }
+        if declaration.targets:
+            options.settings["targets"] = ",".join(t.name for t in declaration.targets)
         run(order.build_registry(oc), options, kube, ORDERS)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -79,7 +80,12 @@ def test_monitoring_objects_need_the_prometheus_operator_api(helm: Helm, chart: 
     monitor, rule = only(docs, "ServiceMonitor"), only(docs, "PrometheusRule")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
-    order_alerts = {"OrderflowOrdersStuck", "OrderflowSignalsUnacknowledged", "OrderflowSignalAckSlow"}
+    order_alerts = {
+        "OrderflowOrdersStuck",
+        "OrderflowSignalsUnacknowledged",
+        "OrderflowSignalAckSlow",
+        "OrderflowTargetUnreachable",
+    }
     stuck = {"order-controller": order_alerts, "fulfillment-controller": {"OrderflowFulfillmentsStuck"}}[chart]
     expected = stuck | {"OrderflowReconcileErrors", "OrderflowDeadlinesMissed"}
     assert set(alerts) == expected
@@ -346,3 +352,32 @@ def test_people_bound_to_edit_or_view_in_a_namespace_can_use_the_kind(
     assert not can("alice", "patch", "status")  # the controller's alone
     assert can("bob", "list")
     assert not can("bob", "create")
+
+
+def test_the_order_charts_targets_reach_the_controller_and_open_only_their_secrets(helm: Helm, tmp_path: Path) -> None:
+    from orderflow.order.targets import load
+
+    declared = [
+        {"name": "eu", "namespace": "warehouse", "kubeconfigSecretRef": {"name": "eu-kc"}, "allowedNamespaces": ["*"]},
+        {"name": "wh", "namespace": "wh", "allowedNamespaces": ["shop"]},
+    ]
+    docs = render(
+        helm, "order-controller", "--set-json", f"targets={json.dumps(declared)}", "--set", "clusterName=shop"
+    )
+    config = only(docs, "ConfigMap")
+    (tmp_path / "targets.yaml").write_text(config["data"]["targets.yaml"])
+    assert [t.name for t in load(tmp_path / "targets.yaml").targets] == ["eu", "wh"]  # what the controller reads
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-target-kubeconfigs")]
+    (role,) = roles
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["eu-kc"], "verbs": ["get"]}
+    ]
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ORDERFLOW_TARGETS_FILE"] == "/etc/orderflow/targets/targets.yaml"
+    assert env["ORDERFLOW_CLUSTER_NAME"] == "shop"
+    assert "ORDERFLOW_ALLOW_EXEC_KUBECONFIGS" not in env
+    assert {"name": "targets", "configMap": {"name": config["metadata"]["name"]}} in pod["volumes"]
+    # Without targets: no declaration, no Secret read, as before.
+    plain = render(helm, "order-controller")
+    assert not [d for d in plain if d["kind"] == "ConfigMap" or d["metadata"]["name"].endswith("-target-kubeconfigs")]

@@ -86,6 +86,22 @@ INVALID = [
     Bad("fulfillment-fail-at-shipped", FUL, changed(FULFILLMENT_SPEC, "simulateFailure", {"step": "Shipped"}), "spec.simulateFailure.step", "FieldValueNotSupported"),
     Bad("fulfillment-no-address", FUL, changed(FULFILLMENT_SPEC, "shippingAddress", ...), "spec.shippingAddress", "FieldValueRequired"),
     Bad("fulfillment-duplicate-sku", FUL, changed(FULFILLMENT_SPEC, "items", [{"sku": "A", "quantity": 1}] * 2), "spec.items", "FieldValueInvalid", "each SKU may appear only once"),
+    # Control characters: no person needs them in these fields, and they forge lines and run
+    # escape sequences where the text is shown. The message names the field and says why.
+    Bad("order-street-line-break", ORD, changed(ORDER_SPEC, "shippingAddress.street", "12 Square\nFlat 3"), "spec.shippingAddress.street", "FieldValueInvalid", "must be one line of text"),
+    Bad("order-name-escape", ORD, changed(ORDER_SPEC, "shippingAddress.name", "Ada\x1b[2J"), "spec.shippingAddress.name", "FieldValueInvalid", "must be one line of text"),
+    Bad("order-city-carriage-return", ORD, changed(ORDER_SPEC, "shippingAddress.city", "London\r"), "spec.shippingAddress.city", "FieldValueInvalid", "must be one line of text"),
+    Bad("order-line2-line-separator", ORD, changed(ORDER_SPEC, "shippingAddress.line2", "Flat 3\u2028Floor 2"), "spec.shippingAddress.line2", "FieldValueInvalid", "must be one line of text"),
+    Bad("order-region-c1-csi", ORD, changed(ORDER_SPEC, "shippingAddress.region", "Kent\x9b2J"), "spec.shippingAddress.region", "FieldValueInvalid", "must be one line of text"),
+    Bad("order-email-escape", ORD, changed(ORDER_SPEC, "customerEmail", "ada\x1b]0;x\x07@example.com"), "spec.customerEmail", "FieldValueInvalid", "should match"),
+    Bad("order-email-zero-width", ORD, changed(ORDER_SPEC, "customerEmail", "ada\u200b@example.com"), "spec.customerEmail", "FieldValueInvalid", "should match"),
+    Bad("order-email-no-break-space", ORD, changed(ORDER_SPEC, "customerEmail", "ada\u00a0x@example.com"), "spec.customerEmail", "FieldValueInvalid", "should match"),
+    Bad("fulfillment-street-escape", FUL, changed(FULFILLMENT_SPEC, "shippingAddress.street", "\x1b]52;c;ZXZpbA==\x07"), "spec.shippingAddress.street", "FieldValueInvalid", "must be one line of text"),
+    Bad("fulfillment-email-zero-width", FUL, changed(FULFILLMENT_SPEC, "customerEmail", "ada@exam\u200dple.com"), "spec.customerEmail", "FieldValueInvalid", "should match"),
+    Bad("fulfillment-orderref-name-escape", FUL, changed(FULFILLMENT_SPEC, "orderRef.name", "o\x1b[31m"), "spec.orderRef.name", "FieldValueInvalid", "should match"),
+    Bad("fulfillment-orderref-name-line-break", FUL, changed(FULFILLMENT_SPEC, "orderRef.name", "o\nCompleted"), "spec.orderRef.name", "FieldValueInvalid", "should match"),
+    Bad("fulfillment-orderref-uid-escape", FUL, changed(FULFILLMENT_SPEC, "orderRef.uid", "1\x1b"), "spec.orderRef.uid", "FieldValueInvalid", "should match"),
+    Bad("fulfillment-failure-message-line-break", FUL, changed(FULFILLMENT_SPEC, "simulateFailure", {"step": "Picking", "message": "boom\n12:00 Completed"}), "spec.simulateFailure.message", "FieldValueInvalid", "must be one line of text"),
 ]  # fmt: skip
 
 
@@ -140,7 +156,16 @@ def test_kubectl_shows_useful_columns_and_explanations(kubectl: Kubectl, namespa
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "order.yaml"))
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "fulfillment.yaml"))
     orders = kubectl("get", "orders", "-n", namespace).stdout
-    assert orders.split("\n")[0].split() == ["NAME", "PHASE", "FULFILLMENT", "PROGRESS", "AGE", "READY", "MESSAGE"]
+    assert orders.split("\n")[0].split() == [
+        "NAME",
+        "PHASE",
+        "TARGET",
+        "FULFILLMENT",
+        "PROGRESS",
+        "AGE",
+        "READY",
+        "MESSAGE",
+    ]
     everything = kubectl("get", "orderflow", "-n", namespace).stdout
     assert "order.orderflow.dev/order-1042" in everything
     assert "fulfillment.orderflow.dev/parcel-7" in everything
@@ -180,3 +205,19 @@ def test_the_models_are_the_source_of_kubectl_explain(kubectl: Kubectl, crds_ins
         )
     finally:
         kubectl("apply", "-f", str(REPO / "crds" / order.filename))
+
+
+def test_names_and_addresses_in_any_script_are_taken(crs: CustomResources) -> None:
+    """The rules against control characters leave people's own writing alone, in RE2 as in pydantic."""
+    address = {
+        "name": "Zoë O'Brien-Łukasiewicz",
+        "street": "東京都千代田区丸の内1-1",
+        "line2": "c/o Bāzār — \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # a zero-width non-joiner is part of Persian writing
+        "city": "São Paulo",
+        "region": "Île-de-France",
+        "postalCode": "75001",
+        "country": "FR",
+    }
+    spec = {**ORDER_SPEC, "shippingAddress": address, "customerEmail": "zoë@exämple.de"}
+    created = crs.create("orders", manifest(ORD, spec, name="any-script"))
+    assert created["spec"]["shippingAddress"] == address

@@ -228,3 +228,32 @@ def test_describe_what_is_not_there(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["fulfillment"]["name"] == "parcel-7"
+
+
+def test_describe_shows_control_characters_in_an_event_and_never_sends_them(
+    crds_installed: None, kubectl: Kubectl, namespace: str, kube_env: dict[str, str]
+) -> None:
+    """The edit role may post Events about any object: their text is someone's, shown, never run."""
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "fulfillment.yaml"))
+    uid = kubectl.json("get", "fulfillment", "parcel-7", "-n", namespace)["metadata"]["uid"]
+    forged_row = "\n12:00:09.000  +9.000s  Order        Completed         order completed"
+    link = "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\"
+    involved = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Fulfillment", "name": "parcel-7", "uid": uid}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "parcel-7.hostile", "namespace": namespace},
+        "involvedObject": {**involved, "namespace": namespace},
+        "reason": "Note\x1b]0;title\x07",
+        "message": "\x1b[2J\x1b]52;c;ZXZpbA==\x07" + link + forged_row,
+        "type": "Normal",
+        "firstTimestamp": "2026-12-01T12:00:00Z",
+        "lastTimestamp": "2026-12-01T12:00:00Z",
+        "count": 1,
+    }
+    kubectl.apply(event, "-n", namespace)
+    text = orderflow(kube_env, "describe", "fulfillment/parcel-7", "-n", namespace).stdout
+    assert "\\x1b]52;c;" in text  # shown as an escape
+    assert not {c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0}
+    rows = text.split("TIME (UTC)", 1)[1].splitlines()[1:]
+    assert len(rows) == 2  # Created and the Event: the forged row is not a row

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pykube
 import pytest
 
 from orderflow.dev import manifests
 from orderflow.dev.cluster import tools
-from orderflow.dev.testing.plugin import REPO, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.dev.testing.plugin import REPO, Cluster, Controllers, CustomResources, Kubectl, wait_for
+from orderflow.runtime.client import Conflict, Kube
 
 from .test_order_controller import condition, order, patch
 
@@ -46,6 +48,21 @@ def test_deleting_an_order_whose_name_was_taken_leaves_the_strangers_fulfillment
     stranger = crs.get("fulfillments", "taken")
     assert stranger, f"policy {policy} deleted the stranger's Fulfillment"
     assert stranger["spec"].get("cancelled") is not True
+
+
+# 1b. A delete decided about one object (policy Delete) names its uid: the API server refuses it
+# for a same-name replacement the controller's cache has not shown yet.
+def test_a_delete_for_one_object_never_removes_another_of_its_name(
+    control_plane: Cluster, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    kubectl.apply(hand_made("same"), "-n", namespace)
+    first_uid = crs.get("fulfillments", "same")["metadata"]["uid"]
+    kubectl("delete", "fulfillment", "same", "-n", namespace)
+    kubectl.apply(hand_made("same"), "-n", namespace)
+    kube = Kube(pykube.HTTPClient(pykube.KubeConfig.from_file(str(control_plane.kubeconfig))))
+    with pytest.raises(Conflict, match=r"[Pp]recondition"):
+        kube.delete("fulfillments", namespace, "same", None, first_uid)
+    assert crs.get("fulfillments", "same")["metadata"]["uid"] != first_uid  # still there
 
 
 # 2. A new Fulfillment of the same name, after ours was deleted, is never adopted.
@@ -175,6 +192,40 @@ def test_shipped_written_by_hand_without_a_tracking_number_is_reported(
     o = crs.get("orders", "o6")
     assert o["status"]["phase"] != "Completed"
     assert all("None" not in c["message"] for c in o["status"]["conditions"])
+
+
+@pytest.mark.parametrize(
+    ("forged", "why"),
+    [
+        ({"phase": "Shipped", "trackingNumber": "OF000000000000", "completedAt": "2026-01-01T00:00:00Z"},
+         "tracking number that is not its own"),
+        ({"phase": "Cancelled", "completedAt": "2026-01-01T00:00:00Z"}, "spec.cancelled is not true"),
+    ],
+    ids=["shipped", "cancelled"],
+)  # fmt: skip
+def test_a_forged_final_phase_is_reported_and_deletes_nothing(
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, forged: dict[str, str], why: str
+) -> None:
+    kubectl.apply(order("forged", picking=600, deletionPolicy="Delete", ttlSecondsAfterFinished=0), "-n", namespace)
+    wait_for(lambda: crs.get("fulfillments", "forged").get("status", {}).get("phase"), lambda p: p == "Picking")
+    crs.patch("fulfillments", "forged", {"status": forged}, status=True)
+    wait_for(lambda: stalled_reason(crs, "forged"), lambda r: r == "FulfillmentStatusInconsistent", what="reported")
+    assert why in condition(crs.get("orders", "forged"), "Stalled")["message"]
+    assert crs.get("orders", "forged")["status"]["phase"] == "Fulfilling"
+    assert "completedAt" not in crs.get("orders", "forged")["status"]
+    assert crs.find("fulfillments", "forged") is not None  # nothing expired, nothing deleted
+
+
+def test_a_completed_at_written_by_hand_is_cleared_and_retention_counts_from_the_real_end(
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    kubectl.apply(order("early", picking=3, ttlSecondsAfterFinished=3600), "-n", namespace)
+    wait_for(lambda: crs.get("orders", "early").get("status", {}).get("phase"), lambda p: p == "Fulfilling")
+    crs.patch("orders", "early", {"status": {"completedAt": "2026-01-01T00:00:00Z"}}, status=True)
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/early", "--timeout=60s")
+    finished = crs.get("orders", "early")["status"]["completedAt"]
+    assert finished > "2026-01-02", finished  # the real end, not the forged one
+    assert crs.find("orders", "early") is not None  # an hour to live, not already gone
 
 
 @pytest.mark.parametrize("street", ["\u200b", " ", "\u200b\u200b \t"])

@@ -85,6 +85,7 @@ def test_logs_from_start_to_sigterm_in_json_and_text_and_the_metrics(
     start, last = entries[0], entries[-1]
     assert start["message"].startswith(
         f"starting fulfillment-controller {start['version']}: namespaces={namespace} workers=4 stepSeconds=5.0 "
+        "retryPolicy=initial:0.5s,factor:2,max:60s,attempts:10 "
         f"peering=standalone metrics=http://127.0.0.1:{ports['fulfillment']}/metrics log-format=json"
     ), start
     assert start["namespaces"] == [namespace]
@@ -101,7 +102,10 @@ def test_logs_from_start_to_sigterm_in_json_and_text_and_the_metrics(
     first, *_, final = text.splitlines()
     started = rf"INFO    orderflow\.runtime\.runner: starting order-controller \S+: namespaces={namespace} "
     assert re.search(started, first), first
-    assert "workers=4 ackTimeoutSeconds=30.0 peering=standalone" in first
+    assert (
+        "workers=4 ackTimeoutSeconds=30.0 retryPolicy=initial:0.5s,factor:2,max:60s,attempts:10 peering=standalone"
+        in first
+    )
     assert re.search(
         rf"INFO    orderflow\.order: Order {namespace}/o-logs: Pending -> Fulfilling; added finalizer, "
         "created Fulfillment o-logs; events FulfillmentCreated\n",

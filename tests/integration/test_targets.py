@@ -278,3 +278,130 @@ def test_the_target_down_for_30_seconds_loses_nothing_and_does_nothing_twice(
     for f in fulfillments.values():
         reasons = [h["reason"] for h in f["status"]["history"]]
         assert reasons.count("Shipped") + reasons.count("Cancelled") == 1, reasons  # nothing done twice
+
+
+def grant(remote: Remote, namespace: str, account: str) -> None:
+    """The warehouse grants a caller what the fulfillment chart's `callers` grants (docs/targets.md)."""
+    remote.kubectl("create", "serviceaccount", account, "-n", namespace)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "caller"},
+        "rules": [{"apiGroups": ["orderflow.dev"], "resources": ["fulfillments"],
+                   "verbs": ["get", "list", "watch", "create", "patch", "delete"]}],
+    }  # fmt: skip
+    remote.kubectl.apply(role, "-n", namespace)
+    remote.kubectl("create", "rolebinding", account, "-n", namespace, "--role=caller",
+                   f"--serviceaccount={namespace}:{account}")  # fmt: skip
+
+
+def caller_kubeconfig(remote: Remote, namespace: str, account: str) -> str:
+    token = remote.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    document = yaml.safe_load(remote.plane.kubeconfig.read_text())
+    for context in document["contexts"]:
+        context["context"]["user"] = account
+    document["users"] = [{"name": account, "user": {"token": token}}]
+    return yaml.safe_dump(document)
+
+
+@pytest.fixture
+def shop_as_caller(
+    controllers: Controllers, kubectl: Kubectl, namespace: str, remote: Remote, warehouse_ns: str, tmp_path: Path
+) -> Controllers:
+    """As `shop`, but logged in to the warehouse as a caller with the grant, not as its admin."""
+    grant(remote, warehouse_ns, "shop-a")
+    kubeconfig_secret(kubectl, namespace, "warehouse-kubeconfig", caller_kubeconfig(remote, warehouse_ns, "shop-a"))
+    secret = {"name": "warehouse-kubeconfig"}
+    targets = declare(
+        tmp_path, {"name": "eu", "namespace": warehouse_ns, "kubeconfigSecretRef": secret, "allowedNamespaces": ["*"]}
+    )
+    controllers.start("fulfillment", "--namespace", warehouse_ns, env=remote.env)
+    policy = ["--retry-initial-interval", "0.2", "--retry-max-interval", "1", "--retry-max-attempts", "3"]
+    controllers.start("order", "--namespace", namespace, "--targets", str(targets), "--secrets-namespace", namespace,
+                      *policy)  # fmt: skip
+    return controllers
+
+
+def test_a_kubeconfig_secret_rotated_mid_flight_is_used_without_a_restart(
+    shop_as_caller: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=20), "-n", namespace)
+    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
+             lambda p: p == "Picking", what="Picking")  # fmt: skip
+    # The warehouse issues a new credential, the shop stores it, and the old one is revoked.
+    grant(remote, warehouse_ns, "shop-b")
+    kubeconfig_secret(kubectl, namespace, "warehouse-kubeconfig", caller_kubeconfig(remote, warehouse_ns, "shop-b"))
+    remote.kubectl("delete", "serviceaccount", "shop-a", "-n", warehouse_ns)  # its tokens stop working
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":true}}')
+    kubectl("wait", "-n", namespace, "--for=condition=Paused", "order/o1", "--timeout=60s")
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":false}}')
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/o1", "--timeout=90s")
+    assert shop_as_caller.started[1].alive  # the same process: no restart
+
+
+def test_a_grant_revoked_in_the_target_stalls_the_order_with_the_servers_message(
+    shop_as_caller: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=60), "-n", namespace)
+    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
+             lambda p: p == "Picking", what="Picking")  # fmt: skip
+    remote.kubectl("delete", "rolebinding", "shop-a", "-n", warehouse_ns)
+    kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":true}}')
+    stalled = wait_for(lambda: condition(crs.get("orders", "o1"), "Stalled"),
+                       lambda c: "gave up after 3 attempts" in c.get("message", ""), timeout=60,
+                       what="the refusal, then the retries run out")  # fmt: skip
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == "FulfillmentForbidden"
+    assert "forbidden" in stalled["message"].lower()
+
+
+@pytest.mark.parametrize("policy", ["Cancel", "Delete", "Orphan"])
+def test_deleting_an_order_while_its_target_is_down_follows_its_policy_once_it_is_back(
+    shop: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+    policy: str,
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=120, deletionPolicy=policy), "-n", namespace)
+    name = f"{namespace}.o1"
+    wait_for(lambda: (remote.fulfillment(warehouse_ns, name) or {}).get("status", {}).get("phase"),
+             lambda p: p == "Picking", what="Picking")  # fmt: skip
+    remote.plane.stop_apiserver()
+    try:
+        wait_for(lambda: condition(crs.get("orders", "o1"), "TargetReachable").get("status"), lambda s: s == "False",
+                 what="the target down")  # fmt: skip
+        kubectl("delete", "order", "o1", "-n", namespace, "--wait=false")
+        if policy == "Orphan":
+            wait_for(lambda: crs.find("orders", "o1"), lambda o: o is None, what="the Order gone at once")
+        else:
+            waiting = wait_for(
+                lambda: condition(crs.find("orders", "o1"), "Ready"),
+                lambda c: c.get("reason") == "DeletionWaitsForTarget",
+                what="the deletion waiting",
+            )
+            assert f"deletionPolicy {policy} waits" in waiting["message"]
+    finally:
+        remote.plane.start_apiserver(die_with_parent=True)
+    wait_for(lambda: crs.find("orders", "o1"), lambda o: o is None, timeout=60, what="the Order gone")
+    left = remote.fulfillment(warehouse_ns, name)
+    if policy == "Delete":
+        assert left is None or left["metadata"].get("deletionTimestamp")
+    elif policy == "Cancel":
+        assert left is not None
+        assert left["spec"]["cancelled"] is True
+    else:
+        assert left is not None
+        assert left["spec"].get("cancelled") is not True  # left alone

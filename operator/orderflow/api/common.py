@@ -88,12 +88,33 @@ Sku = Annotated[
 # pydantic's regex engine both know Unicode categories; the pattern is unanchored, as OpenAPI's is.
 VISIBLE = r"[\p{L}\p{N}\p{P}\p{S}]"
 
+# One line of text: no control character (C0 such as a line break, a tab or ESC; DEL; C1) and no
+# line or paragraph separator anywhere in it. Such characters are no part of a name or an address,
+# and on a terminal or in a log they forge lines and run escape sequences. Anchored, so the whole
+# value is checked; RE2 and pydantic's engine know these categories alike.
+_NO_CONTROL = r"[^\p{Cc}\p{Zl}\p{Zp}]"
+ONE_LINE = rf"^{_NO_CONTROL}*$"
+VISIBLE_LINE = rf"^{_NO_CONTROL}*{VISIBLE}{_NO_CONTROL}*$"
+# The API server quotes the pattern when it refuses a value; this rule says why in words, beside it.
+# (A Kubernetes object name, as in orderRef.name: DNS-1123 subdomain, as the API server checks.)
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ONE_LINE_RULES: list[JsonValue] = [
+    cel(
+        "!self.matches('[\\\\p{Cc}\\\\p{Zl}\\\\p{Zp}]')",
+        "must be one line of text: no line breaks, tabs or other control characters",
+    )
+]
+
+# An address a mail server takes: no spaces and nothing invisible (control and format characters
+# such as a zero-width space, private-use characters), which would make two addresses that look
+# the same differ. `\s` is not used: RE2's is ASCII only, Python's and rust's are Unicode.
+_EMAIL_PART = r"[^@\p{Cc}\p{Cf}\p{Co}\p{Z}]+"
 Email = Annotated[
     str,
     Field(
         max_length=254,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="The customer's e-mail address, for shipping notices.",
+        pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
+        description="The customer's e-mail address, for shipping notices: no spaces, control or invisible characters.",
     ),
 ]
 
@@ -128,17 +149,43 @@ class ShippingAddress(Model):
         }
     )
 
-    name: str = Field(min_length=1, max_length=200, pattern=VISIBLE, description="Recipient's full name.")
-    street: str = Field(min_length=1, max_length=200, pattern=VISIBLE, description="Street and house number.")
-    line2: str | None = Field(
-        default=None, max_length=200, pattern=VISIBLE, description="Apartment, suite or c/o line."
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=VISIBLE_LINE,
+        description="Recipient's full name.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
     )
-    city: str = Field(min_length=1, max_length=100, pattern=VISIBLE, description="City or town.")
+    street: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=VISIBLE_LINE,
+        description="Street and house number.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
+    )
+    line2: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=VISIBLE_LINE,
+        description="Apartment, suite or c/o line.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
+    )
+    city: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=VISIBLE_LINE,
+        description="City or town.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
+    )
     postal_code: str = Field(
         min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 -]+$", description="Postal or ZIP code."
     )
     region: str | None = Field(
-        default=None, max_length=100, pattern=VISIBLE, description="State, province or region, where used."
+        default=None,
+        max_length=100,
+        pattern=VISIBLE_LINE,
+        description="State, province or region, where used.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
     )
     country: str = Field(
         min_length=2,

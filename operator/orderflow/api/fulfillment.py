@@ -14,9 +14,12 @@ from pydantic import ConfigDict, Field
 from orderflow.api.common import (
     CONDITIONS_EXTRA,
     DEADLINE_MAX,
+    DNS_SUBDOMAIN,
     HISTORY_LIMIT,
     ITEMS_FIELD_RULES,
     MAX_ITEMS,
+    ONE_LINE,
+    ONE_LINE_RULES,
     TTL_DESCRIPTION,
     TTL_MAX,
     Condition,
@@ -62,16 +65,18 @@ STEPS: tuple[FulfillmentPhase, ...] = tuple(FulfillmentPhase(step.value) for ste
 class OrderReference(Model):
     """The Order this Fulfillment was started for. Informational: the Fulfillment never reads Orders."""
 
-    name: str = Field(min_length=1, max_length=253, description="The Order's name.")
-    uid: str = Field(min_length=1, max_length=64, description="The Order's metadata.uid.")
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The Order's name.")
+    uid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="The Order's metadata.uid.")
     namespace: str | None = Field(
         default=None,
         max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="The Order's namespace; unset: this Fulfillment's own. For people reading it.",
     )
     cluster: str | None = Field(
         default=None,
         max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="The cluster the Order lives in, as its order controller names it (--cluster-name); "
         "unset: this one. For people reading it.",
     )
@@ -81,7 +86,13 @@ class SimulatedFailure(Model):
     """Failure injection for demos and tests: the workflow fails when it reaches this step."""
 
     step: TimedStep = Field(description="The step at which to fail: Picking or Packing.")
-    message: str = Field(default="simulated failure", max_length=1024, description="The reason reported in status.")
+    message: str = Field(
+        default="simulated failure",
+        max_length=1024,
+        pattern=ONE_LINE,
+        description="The reason reported in status: one line.",
+        json_schema_extra={"x-kubernetes-validations": ONE_LINE_RULES},
+    )
 
 
 FIXED_ONCE_STARTED = ("items", "customerEmail", "stepDurationSeconds", "simulateFailure")

@@ -169,7 +169,9 @@ class _View:
         raise NotImplementedError
 
     def warn(self, message: str) -> None:
-        print(f"orderflow describe: {message}", file=sys.stderr, flush=True)
+        from orderflow.describe.render import visible
+
+        print(f"orderflow describe: {visible(message)}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
@@ -241,7 +243,11 @@ class _Live(_View):
         self.live.update(rich(desc, max_rows=room), refresh=True)
 
     def warn(self, message: str) -> None:
-        self.live.console.print(f"[yellow]orderflow describe: {message}[/yellow]")
+        from rich.text import Text
+
+        from orderflow.describe.render import visible
+
+        self.live.console.print(Text(f"orderflow describe: {visible(message)}", style="yellow"))
 
     def close(self) -> None:
         self.live.stop()

@@ -2,6 +2,10 @@
 
 The header and the rows are computed once (:func:`header`, :func:`cells`); the plain and the rich
 layouts only lay them out. Times are UTC.
+
+Every value shown is someone's text (an address, an Event's message: the ``edit`` role can post
+Events), so it passes :func:`visible` on its way out: a terminal never runs what it carries, and
+one timeline row stays one line.
 """
 
 from __future__ import annotations
@@ -9,12 +13,32 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
 from typing import TYPE_CHECKING
 
 from orderflow.describe.timeline import FULFILLMENT, ORDER, Description, Row, Summary
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+
+# What a terminal acts on rather than shows: C0 (ESC, BEL, CR, LF, tab...), DEL, C1 (0x9b is CSI
+# on its own), the Unicode line and paragraph separators, and the bidirectional overrides and
+# isolates (they reorder what follows them on screen).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\n``, ``\\u2028``),
+    as Python writes them: shown, so nothing is hidden, and never acted on."""
+    return _CONTROL.sub(_escape, text)
+
 
 COLUMNS = ("TIME (UTC)", "SINCE", "OBJECT", "WHAT", "TOOK", "DETAIL")
 
@@ -42,7 +66,14 @@ def header(desc: Description) -> list[Section]:
     sections = [order, fulfillment] if desc.subject == "order" else [fulfillment, order]
     if desc.notes:
         sections.append(Section("Notes", tuple(Line("", note, "yellow") for note in desc.notes), "yellow"))
-    return sections
+    return [_visible_section(section) for section in sections]
+
+
+def _visible_section(section: Section) -> Section:
+    lines = tuple(
+        dataclasses.replace(line, label=visible(line.label), value=visible(line.value)) for line in section.lines
+    )
+    return dataclasses.replace(section, title=visible(section.title), lines=lines)
 
 
 def _order_section(desc: Description) -> Section:
@@ -183,10 +214,10 @@ def cells(row: Row, date: bool = False) -> tuple[str, str, str, str, str, str]:
     return (
         fmt_time(row.time, date=date, millis=not row.whole_seconds),
         f"+{fmt_duration(row.since_start)}",
-        row.object,
-        row.what,
+        visible(row.object),
+        visible(row.what),
         fmt_duration(row.duration) if row.duration is not None else "",
-        row.detail,
+        visible(row.detail),
     )
 
 
@@ -259,14 +290,20 @@ def status_line(desc: Description) -> str:
         if s.ready is not None:
             text += f", Ready={s.ready.status}"
         parts.append(text)
-    return " | ".join(parts)
+    return visible(" | ".join(parts))
 
 
 # -- JSON -------------------------------------------------------------------------------------
 
 
+_JSON_RAW_CONTROL = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def to_json(desc: Description, indent: int | None = 2) -> str:
-    return json.dumps(desc.wire(), indent=indent, ensure_ascii=False)
+    """JSON escapes C0 itself; the other control characters are escaped too (``\\u009b``), so
+    that ``-o json`` read on a terminal is as safe. The values are unchanged."""
+    text = json.dumps(desc.wire(), indent=indent, ensure_ascii=False)
+    return _JSON_RAW_CONTROL.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 # -- rich -------------------------------------------------------------------------------------

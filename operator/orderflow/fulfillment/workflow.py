@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 
 from orderflow.api.common import HISTORY_LIMIT, ConditionStatus, HistoryEntry, due_at, seconds_until_expiry
+from orderflow.api.evidence import tracking_number, unbelievable
 from orderflow.api.fulfillment import (
     STEPS,
     FulfillmentPhase,
@@ -75,11 +75,6 @@ class Decision:
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
     expired: bool = False  # finished and its time to live is over: delete it
     deadline_lateness: float | None = None  # failed by its deadline now: seconds after the due time
-
-
-def tracking_number(uid: str) -> str:
-    """Deterministic per object, so a retried write can never issue a second number."""
-    return "OF" + hashlib.sha256(uid.encode()).hexdigest()[:12].upper()
 
 
 def elapsed(status: FulfillmentStatus, now: datetime.datetime) -> float:
@@ -153,7 +148,8 @@ def decide(
     if ttl is None and spec.order_ref is None:
         ttl = default_ttl
     status = decision.status
-    left = seconds_until_expiry(status.completed_at if status.phase.terminal else None, ttl, now)
+    finished = status.phase.terminal and _inconsistency(status, observed) is None  # a forged end never expires
+    left = seconds_until_expiry(status.completed_at if finished else None, ttl, now)
     if left is None:
         return decision
     if left <= 0:
@@ -237,7 +233,9 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, def
     if s.due_at is not None and not s.phase.terminal:
         until_due = (s.due_at - now).total_seconds()
         requeue_after = until_due if requeue_after is None else min(requeue_after, until_due)
-    inconsistent = _inconsistency(draft.status)
+    if not draft.status.phase.terminal:  # a completedAt belongs to a final phase only (one written by hand)
+        draft.status.completed_at = None
+    inconsistent = _inconsistency(draft.status, observed)
     if inconsistent and newly(observed.status.conditions, "Stalled", ConditionStatus.TRUE, "InconsistentStatus"):
         draft.events.append(Event("Warning", "InconsistentStatus", inconsistent))
     _set_conditions(draft.status, observed.generation, refusals, now, spec, inconsistent)
@@ -335,11 +333,10 @@ def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults
     return None
 
 
-def _inconsistency(s: FulfillmentStatus) -> str | None:
+def _inconsistency(s: FulfillmentStatus, observed: Observed) -> str | None:
     """What this controller never writes, so someone else did: reported, never trusted."""
-    if s.phase is Phase.SHIPPED and not s.tracking_number:
-        return "status.phase is Shipped but there is no tracking number: the status was written by hand"
-    return None
+    why = unbelievable(s, observed.uid, observed.spec.cancelled)
+    return f"the status {why}: it was written by hand" if why else None
 
 
 def _set_conditions(

@@ -64,6 +64,7 @@ class There:
     key: ObjectKey
     store: Store[None] | None
     client: KubeClient | None
+    link: TargetLink | None = None
 
 
 class Counted(NamedTuple):
@@ -288,7 +289,8 @@ class OrderController:
         if place.target is None:
             return There(workflow.Where(place=place, cluster=self.cluster), key, self.fulfillments, self.kube)
         link = self.links[place.target.name]
-        return There(workflow.Where(place=place, link=link.state, cluster=self.cluster), key, link.store, link.client)
+        where = workflow.Where(place=place, link=link.state, cluster=self.cluster)
+        return There(where, key, link.store, link.client, link)
 
     async def _find_fulfillment(self, there: There) -> dict[str, Any] | None:
         assert there.client is not None
@@ -323,7 +325,10 @@ class OrderController:
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
             if isinstance(action, workflow.DeleteFulfillment):
-                await fulfillments.delete(FULFILLMENTS, fns, fname)
+                try:  # only the object the decision saw: a replacement of that name is not ours
+                    await fulfillments.delete(FULFILLMENTS, fns, fname, None, action.uid)
+                except Conflict:
+                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult()
             if isinstance(action, workflow.DeleteOrder):
                 try:  # only the version the decision saw: a changed Order is decided again
@@ -334,6 +339,8 @@ class OrderController:
         except Conflict:
             raise
         except ApiError as exc:
+            if exc.code == 401 and there.link is not None:
+                there.link.refused_login()  # then raise: retried, with the new login
             if exc.code in (400, 403, 404, 422):  # what retrying now cannot mend: the core reports it
                 return ActionResult(failure=workflow.ApiFailure(exc.code, exc.message))
             raise  # 429, 5xx: the work queue retries with backoff

@@ -40,7 +40,7 @@ from orderflow.runtime.client import ApiError, AsyncKube, Kube
 log = logging.getLogger("orderflow.order.link")
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 5.0  # seconds between tries to reach a target that is down: back within 5 s
-WATCH_SECONDS = 240  # each watch asks the API server to end it after this: a fresh look at the Secret
+WATCH_SECONDS = 60  # each watch asks the API server to end it after this: a fresh look at the Secret
 CONNECT_TIMEOUT = 5.0
 
 
@@ -96,6 +96,7 @@ class TargetLink:
         self.client: AsyncKube | None = AsyncKube(own, component) if not target.remote else None
         self._secret_version: str | None = None
         self._stop = threading.Event()
+        self._relogin = threading.Event()  # the target refused this login (a revoked token): read the Secret again
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._response: requests.Response | None = None
@@ -108,6 +109,14 @@ class TargetLink:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name=f"target-{self.target.name}", daemon=True)
         self._thread.start()
+
+    def refused_login(self) -> None:
+        """A request with this link's login got 401: log in again from the Secret at once (it may
+        have been rotated), without waiting for the watch to end."""
+        self._relogin.set()
+        response = self._response
+        if response is not None:
+            response.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,6 +139,10 @@ class TargetLink:
             except Exception as exc:  # every failure is a state of the link, never the end of it
                 if self._stop.is_set():
                     return
+                if self._relogin.is_set():  # not a failure of the target: a new login, at once
+                    self._relogin.clear()
+                    self._kube = None
+                    continue
                 self._down(exc)
                 metrics.TARGET_WATCH_RESTARTS.labels(self._component, self.target.name).inc()
                 self._stop.wait(delay)
@@ -139,9 +152,12 @@ class TargetLink:
         ref = self.target.kubeconfig_secret_ref
         if ref is None:
             return self._own
+        if self._relogin.is_set():
+            self._relogin.clear()
+            self._kube = None
         secret = self._own.get_secret(self._secrets_namespace, ref.name)
         version = secret["metadata"].get("resourceVersion")
-        if self._kube is None or version != self._secret_version:
+        if self._kube is None or version != self._secret_version:  # new, rotated, or refused
             doc = kubeconfig_of(secret, ref.key, self._allow_exec)
             api = pykube.HTTPClient(pykube.KubeConfig(doc), timeout=30)
             api.session.trust_env = False
@@ -230,7 +246,7 @@ class TargetLink:
             reason, message = "Forbidden", error.message
         elif isinstance(error, ApiError) and error.code == 401:
             reason, message = "Unauthorized", f"the target's API server refused the login: {error.message}"
-            self._kube = None  # read the Secret afresh
+            self._kube = None  # a new login from the Secret, which may have been rotated
         else:
             reason, message = "Unreachable", _describe(error)
         before = self.state

@@ -15,6 +15,7 @@ import hashlib
 from typing import Any
 
 from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, due_at, seconds_until_expiry
+from orderflow.api.evidence import unbelievable
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import (
@@ -102,7 +103,7 @@ def fulfillment_as_read(body: dict[str, Any]) -> dict[str, Any]:
     controller's cache does not keep them (less memory per Fulfillment, and less personal data)."""
     spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("items", "customerEmail")}
     status = dict(body.get("status") or {})
-    status.pop("history", None)
+    status["history"] = (status.get("history") or [])[-1:]  # the newest entry: a Shipped status's evidence
     status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") == "Accepted"]
     return {**body, "spec": spec, "status": status}
 
@@ -127,7 +128,7 @@ class SendSignals:
 
 @dataclasses.dataclass(frozen=True)
 class DeleteFulfillment:
-    pass
+    uid: str  # only this object: never a same-name replacement the cache has not shown yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +295,7 @@ def _decide(
             return _done(order, status, actions, events)
         if order.spec.cancelled:
             status.phase = OrderPhase.CANCELLED
-            status.completed_at = status.completed_at or now
+            status.completed_at = _finished_at(order.status, status.phase, now)
             _conditions(status, gen, now, ready=(T, "Cancelled", "cancelled before fulfillment started, as asked"))
             if order.status.phase is not OrderPhase.CANCELLED:
                 events.append(Event("Normal", "Cancelled", "cancelled before fulfillment started"))
@@ -412,7 +413,8 @@ def _deadline(
     status.due_at = due_at(order.created_at, order.spec.active_deadline_seconds)
     if status.due_at is None or status.due_at > now:
         return False
-    if fulfillment is not None and fulfillment.status.phase.value == "Shipped" and fulfillment.status.tracking_number:
+    shipped = fulfillment is not None and fulfillment.status.phase.value == "Shipped"
+    if shipped and fulfillment and unbelievable(fulfillment.status, fulfillment.uid, fulfillment.cancelled) is None:
         return False  # shipped first: Completed, whenever the order controller gets to see it
     status.deadline_exceeded_at = now
     what = f"cancelling Fulfillment {status.fulfillment.name}" if status.fulfillment else "no Fulfillment was started"
@@ -434,7 +436,7 @@ def _deadline_failed(
     assert status.due_at is not None
     message = f"the order was due at {_when(status.due_at)}; {why}"
     status.phase = OrderPhase.FAILED
-    status.completed_at = status.completed_at or now
+    status.completed_at = _finished_at(order.status, OrderPhase.FAILED, now)
     _conditions(
         status, order.generation, now, ready=(F, "DeadlineExceeded", message), stalled=(T, "DeadlineExceeded", message)
     )
@@ -590,7 +592,7 @@ def _delete(
             if signals:
                 actions.append(SendSignals(signals))
         elif policy is DeletionPolicy.DELETE:
-            actions.append(DeleteFulfillment())
+            actions.append(DeleteFulfillment(fulfillment.uid))
     actions.append(RemoveFinalizer())
     return Decision(status=None, actions=tuple(actions))
 
@@ -728,12 +730,13 @@ def _mirror(
         observed_generation=fs.observed_generation,
         message=(latest.message if refused and latest else fs.failure_message),
     )
-    inconsistent = fs.phase.value == "Shipped" and not fs.tracking_number
+    unbelieved = unbelievable(fs, f.uid, f.cancelled)
+    inconsistent = unbelieved is not None
     # Cancelled for the order's deadline (not as spec.cancelled asked): the order has failed.
     missed = status.deadline_exceeded_at is not None and status.due_at is not None and not spec.cancelled
     phase = (
         OrderPhase.FULFILLING
-        if inconsistent  # not trusted: the fulfillment controller always writes one
+        if inconsistent  # not trusted: the fulfillment controller always writes its evidence
         else {
             "Shipped": OrderPhase.COMPLETED,
             "Cancelled": OrderPhase.FAILED if missed else OrderPhase.CANCELLED,
@@ -743,7 +746,7 @@ def _mirror(
     status.phase = phase
     due = f"the order was due at {_when(status.due_at)}" if missed and status.due_at else ""
     if phase.terminal:
-        status.completed_at = status.completed_at or now
+        status.completed_at = _finished_at(before, phase, now)
         if before.phase is not phase:
             kind = "Warning" if phase is OrderPhase.FAILED else "Normal"
             if phase is OrderPhase.COMPLETED:
@@ -761,7 +764,7 @@ def _mirror(
     stalled: Cond | None = None
     step = fs.phase.value
     if inconsistent:
-        message = f"Fulfillment {f.name} reports Shipped without a tracking number: its status was written by hand"
+        message = f"Fulfillment {f.name} {unbelieved}: its status was written by hand"
         ready, stalled = (F, "FulfillmentStatusInconsistent", message), (T, "FulfillmentStatusInconsistent", message)
         if newly(before.conditions, "Stalled", T, "FulfillmentStatusInconsistent"):
             events.append(Event("Warning", "FulfillmentStatusInconsistent", message))
@@ -899,6 +902,12 @@ def _describe(field: str, value: Any) -> str:
     return f"{field} (changed)"
 
 
+def _finished_at(before: OrderStatus, phase: OrderPhase, now: datetime.datetime) -> datetime.datetime:
+    """When the Order reached ``phase``: now, unless it was there already. A completedAt written
+    before the Order finished (by hand) never counts, so retention runs from the real end."""
+    return (before.completed_at or now) if before.phase is phase else now
+
+
 def _done(
     order: ObservedOrder,
     status: OrderStatus,
@@ -906,5 +915,7 @@ def _done(
     events: list[Event],
     requeue_after: float | None = None,
 ) -> Decision:
+    if not status.phase.terminal:  # a completedAt belongs to a final phase only (one written by hand)
+        status.completed_at = None
     status.observed_generation = order.generation
     return Decision(status=status, actions=tuple(actions), events=tuple(events), requeue_after=requeue_after)

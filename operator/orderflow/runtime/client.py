@@ -232,10 +232,16 @@ class Kube:
         url = f"{plural}/{name}" + (f"/{subresource}" if subresource else "")
         return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
 
-    def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+    def delete(
+        self, plural: str, namespace: str, name: str, resource_version: str | None = None, uid: str | None = None
+    ) -> None:
         """Gone already is fine. With ``resource_version``, only that version is deleted (409 if it
-        changed since), as Job's TTL controller does: a retention decision holds for what it saw."""
-        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        changed since), as Job's TTL controller does: a retention decision holds for what it saw.
+        With ``uid``, only that object (409 if the name now belongs to another): a decision about
+        the object it saw never deletes a same-name replacement a stale cache has not shown."""
+        preconditions = {"resourceVersion": resource_version, "uid": uid}
+        kept = {k: v for k, v in preconditions.items() if v}
+        body = {"preconditions": kept} if kept else None
         with contextlib.suppress(NotFound):
             self._request("DELETE", f"{plural}/{name}", namespace, body=body)
 
@@ -287,7 +293,9 @@ class KubeClient(Protocol):
         self, plural: str, namespace: str, name: str, patch: dict[str, Any], subresource: str | None = None, /
     ) -> dict[str, Any]: ...
 
-    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None, /) -> None: ...
+    async def delete(
+        self, plural: str, namespace: str, name: str, resource_version: str | None = None, uid: str | None = None, /
+    ) -> None: ...
 
     def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, /) -> None: ...
 
@@ -316,8 +324,10 @@ class AsyncKube:
     ) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.patch, plural, namespace, name, patch, subresource)
 
-    async def delete(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
-        await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version)
+    async def delete(
+        self, plural: str, namespace: str, name: str, resource_version: str | None = None, uid: str | None = None
+    ) -> None:
+        await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version, uid)
 
     def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Post an Event in the background: a lost Event must never hold up or fail a reconcile."""

@@ -34,6 +34,13 @@ class RetryPolicy:
         if self.max_attempts < 1:
             raise ValueError(f"maximum attempts must be at least 1, not {self.max_attempts}")
 
+    def describe(self) -> str:
+        """One word for the start-up line: ``initial:0.5s,factor:2,max:60s,attempts:10``."""
+        return (
+            f"initial:{self.initial_interval:g}s,factor:{self.factor:g},max:{self.max_interval:g}s,"
+            f"attempts:{self.max_attempts}"
+        )
+
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failure in a row (1 for the first)."""
         return float(min(self.max_interval, self.initial_interval * self.factor ** max(0, failures - 1)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -628,3 +629,75 @@ def test_following_does_not_repeat_a_condition_whose_message_changed_without_a_t
             c["message"] = "a newer message, no transition"
     view.show(story(order=order))
     assert out.getvalue() == before
+
+
+# -- hostile text: whatever a person with the edit role (or status access) writes ----------------
+
+ESC = "\x1b"
+# Colours and clear-screen, a window title, an OSC 8 link, an OSC 52 clipboard write, a C1 CSI,
+# DEL, a line separator, and a newline that forges a timeline row of its own.
+HOSTILE = (
+    f"{ESC}[31mred{ESC}[2J{ESC}]0;pwned\x07{ESC}]8;;https://evil.example/{ESC}\\click{ESC}]8;;{ESC}\\"
+    f"{ESC}]52;c;ZXZpbA==\x07\x9b2J\x7f\u2028\r"
+    "\n12:00:09.000  +9.000s  Order        Completed         order completed: tracking number OF1"
+)
+# Every character no value may bring to the screen: C0 (but the layout's own newline), DEL, C1,
+# and the Unicode line and paragraph separators.
+CONTROL = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]} - {"\n"} | {"\u2028", "\u2029"}
+
+
+def hostile_story() -> Description:
+    fulfillment = shipped_fulfillment()
+    fulfillment["spec"]["orderRef"]["name"] = f"o1{ESC}[8m"
+    # Refused by today's schema, but an object stored before it may still carry one.
+    fulfillment["spec"]["shippingAddress"] = {**ADDRESS.wire(), "name": f"Ada{ESC}]0;title\x07", "street": HOSTILE}
+    fulfillment["status"]["failureMessage"] = HOSTILE
+    for c in fulfillment["status"]["conditions"]:
+        if c["type"] == "Stalled":
+            c.update(status="True", reason="Failed", message=HOSTILE)
+    bad = (
+        event("Fulfillment", "ful-uid", f"Boom{ESC}[5m", HOSTILE, 7, type_="Warning"),
+        event("Order", "order-uid", "Note", f"line one\nline two{ESC}[0m", 8),
+    )
+    return story("fulfillment", fulfillment=fulfillment, events=events() + bad)
+
+
+def shown_controls(text: str) -> set[str]:
+    return {c for c in text if c in CONTROL}
+
+
+def test_plain_text_shows_control_characters_as_escapes_and_each_row_on_one_line() -> None:
+    desc = hostile_story()
+    text = render.plain(desc)
+    assert shown_controls(text) == set()
+    for shown in ("\\x1b[31mred", "\\x9b2J", "\\u2028", "\\n12:00:09.000"):
+        assert shown in text
+    lines = text.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("TIME (UTC)")) + 1 :]
+    assert len(table) == len(desc.timeline)  # no forged rows
+    assert shown_controls(render.status_line(desc)) == set()
+
+
+def test_the_terminal_layout_writes_only_its_own_colours() -> None:
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=400).print(render.rich(hostile_story()))
+    text = out.getvalue()
+    own_colours = re.compile(r"\x1b\[[0-9;]*m")
+    assert shown_controls(own_colours.sub("", text)) == set()
+    assert "\\x1b]52;c;" in text  # shown, not run
+
+
+def test_following_shows_no_control_characters() -> None:
+    out = io.StringIO()
+    view = command._Appending(out)
+    view.show(story("fulfillment"))
+    view.show(hostile_story())
+    assert shown_controls(out.getvalue()) == set()
+
+
+def test_json_escapes_what_a_terminal_could_run() -> None:
+    text = render.to_json(hostile_story())
+    assert shown_controls(text) == set()
+    assert json.loads(text)["fulfillment"]["stalled"]["message"] == HOSTILE  # the value itself, unchanged

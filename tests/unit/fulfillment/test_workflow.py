@@ -441,3 +441,37 @@ def test_a_finished_workflow_gets_no_deadline_later() -> None:
     clock.advance(100)
     assert clock.phase is FulfillmentPhase.SHIPPED
     assert clock.status.due_at is None  # a restart with a new default writes nothing to finished work
+
+
+# -- forged status: a terminal phase is believed only with its evidence -----------------------------
+
+
+def test_a_completed_at_is_cleared_while_the_fulfillment_is_not_finished() -> None:
+    clock = Clock(started=True).reconcile()
+    clock.status = clock.status.model_copy(update={"completed_at": T0 - datetime.timedelta(hours=1)})
+    assert clock.advance(1).status.completed_at is None
+    clock.advance(STEPS.picking).advance(STEPS.packing)
+    assert clock.phase is FulfillmentPhase.SHIPPED
+    assert clock.status.completed_at == T0 + datetime.timedelta(seconds=STEPS.picking + STEPS.packing)  # its real end
+
+
+def test_a_shipped_status_without_its_evidence_is_reported_and_never_expires() -> None:
+    clock = Clock(started=True, ttlSecondsAfterFinished=0).reconcile()  # serves no Order: its own TTL applies
+    real = Clock(started=True).reconcile().advance(STEPS.picking).advance(STEPS.packing).status
+    clock.status = real.model_copy(update={"tracking_number": "OF000000000000"})  # any number
+    assert real.completed_at is not None
+    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), real.completed_at, STEPS)
+    stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
+    assert (stalled.status.value, stalled.reason) == ("True", "InconsistentStatus")
+    assert not decision.expired
+    trusted = decide(Observed("f", "uid-1", 1, clock.spec, real), real.completed_at, STEPS)
+    assert trusted.expired  # the real one, with the same time to live, is due
+
+
+def test_a_cancelled_status_without_spec_cancelled_is_reported_and_never_expires() -> None:
+    clock = Clock(started=True, ttlSecondsAfterFinished=0).reconcile()
+    clock.status = clock.status.model_copy(update={"phase": FulfillmentPhase.CANCELLED, "completed_at": T0})
+    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
+    assert (stalled.status.value, stalled.reason) == ("True", "InconsistentStatus")
+    assert not decision.expired

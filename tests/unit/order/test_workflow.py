@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from orderflow.api.common import ShippingAddress
+from orderflow.api.evidence import tracking_number
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
@@ -15,6 +16,7 @@ from orderflow.order.targets import Declaration, place_of
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 ACK = 30.0
+HOUR = datetime.timedelta(hours=1)
 
 
 def order(status: OrderStatus | None = None, generation: int = 1, **spec: Any) -> wf.ObservedOrder:
@@ -39,8 +41,10 @@ def fulfillment(
     generation: int = 1,
     observed: int | None = 1,
     order_uid: str | None = "order-uid",
+    cancelled: bool | None = None,
     **more: Any,
 ) -> wf.ObservedFulfillment:
+    """As its controller writes it; a Cancelled one was asked to cancel unless ``cancelled`` says not."""
     status: dict[str, Any] = {"phase": phase, "observedGeneration": observed, **more}
     if observed is None:
         status = {}
@@ -50,9 +54,21 @@ def fulfillment(
         generation=generation,
         order_uid=order_uid,
         paused=more.get("paused", False),
-        cancelled=False,
+        cancelled=phase == "Cancelled" if cancelled is None else cancelled,
         shipping_address=ShippingAddress.model_validate(ADDRESS),
         status=FulfillmentStatus.model_validate(status),
+    )
+
+
+def completed_fulfillment(**more: Any) -> wf.ObservedFulfillment:
+    """Shipped, as the fulfillment controller writes it: its tracking number and the history to it."""
+    return fulfillment(
+        "Shipped",
+        trackingNumber=tracking_number("f-uid"),
+        startedAt=T0.isoformat(),
+        completedAt=T0.isoformat(),
+        history=[{"time": T0.isoformat(), "phase": "Shipped", "reason": "Shipped", "message": "shipped"}],
+        **more,
     )
 
 
@@ -90,7 +106,7 @@ def test_first_reconcile_adds_finalizer_creates_and_starts_the_fulfillment() -> 
 
 def test_status_mirrors_the_fulfillment_and_completes_when_shipped() -> None:
     status = created()
-    shipped = fulfillment("Shipped", trackingNumber="OF1", progress={
+    shipped = completed_fulfillment(progress={
         "currentStep": "Shipped", "completedSteps": 3, "totalSteps": 3, "percent": 100})  # fmt: skip
     decision = wf.decide(order(status), shipped, T0, ACK)
     assert decision.actions == ()
@@ -98,7 +114,7 @@ def test_status_mirrors_the_fulfillment_and_completes_when_shipped() -> None:
     assert s is not None
     assert s.phase is OrderPhase.COMPLETED
     assert s.fulfillment is not None
-    assert s.fulfillment.tracking_number == "OF1"
+    assert s.fulfillment.tracking_number == tracking_number("f-uid")
     assert s.fulfillment.percent == 100
     assert cond(s, "Ready") == ("True", "Completed")
     assert cond(s, "SignalsAcknowledged") == ("True", "Acknowledged")
@@ -201,7 +217,7 @@ def test_deletion_follows_the_policy() -> None:
     )
     assert wf.decide(deleting("Orphan"), fulfillment(), T0, ACK).actions == (wf.RemoveFinalizer(),)
     assert wf.decide(deleting("Delete"), fulfillment(), T0, ACK).actions == (
-        wf.DeleteFulfillment(),
+        wf.DeleteFulfillment("f-uid"),  # that object only, never another of its name
         wf.RemoveFinalizer(),
     )
     # a finished fulfillment needs no cancel
@@ -371,7 +387,7 @@ def test_a_pause_made_on_the_fulfillment_directly_needs_a_change() -> None:
 
 def test_failed_and_completed_read_as_failed_and_current() -> None:
     failed = wf.decide(order(created()), fulfillment("Failed", failureMessage="dropped"), T0, ACK).status
-    shipped = wf.decide(order(created()), fulfillment("Shipped", trackingNumber="T1"), T0, ACK).status
+    shipped = wf.decide(order(created()), completed_fulfillment(), T0, ACK).status
     assert failed is not None
     assert shipped is not None
     assert kstatus(failed) == "Failed"
@@ -400,7 +416,7 @@ def test_shipped_without_a_tracking_number_is_reported_not_trusted() -> None:
 
 
 def completed(**spec: Any) -> tuple[wf.ObservedOrder, wf.ObservedFulfillment]:
-    shipped = fulfillment("Shipped", trackingNumber="T1")
+    shipped = completed_fulfillment()
     status = wf.decide(order(created(), **spec), shipped, T0, ACK).status
     assert status is not None
     assert status.completed_at == T0
@@ -451,10 +467,11 @@ def test_the_cached_fulfillment_decides_exactly_as_the_whole_one() -> None:
                  "customerEmail": "a@example.com", "shippingAddress": ADDRESS, "paused": True},
         "status": {"phase": "Packing", "observedGeneration": 3, "paused": True, "conditions": [
             condition("Ready", "True", "Paused"), condition("Accepted", "False", "CancelRefused")],
-            "history": [{"time": T0.isoformat(), "phase": "Picking", "reason": "Started"}]},
+            "history": [{"time": T0.isoformat(), "phase": "Picking", "reason": "Started"},
+                        {"time": T0.isoformat(), "phase": "Packing", "reason": "Picked"}]},
     }  # fmt: skip
     cached = wf.fulfillment_as_read(body)
-    assert "history" not in cached["status"]
+    assert cached["status"]["history"] == body["status"]["history"][-1:]  # the newest only: Shipped's evidence
     assert "customerEmail" not in cached["spec"]
     status = wf.with_signal_generation(created(), 3)
     for spec in ({}, {"paused": True}, {"cancelled": True}):
@@ -503,10 +520,13 @@ def test_an_order_with_a_deadline_says_when_it_is_due_and_wakes_then() -> None:
     assert later.actions == ()
 
 
-def past_due(seconds: float = 101, **more: Any) -> tuple[wf.Decision, OrderStatus]:
+def past_due(
+    seconds: float = 101, seen: wf.ObservedFulfillment | None = None, **more: Any
+) -> tuple[wf.Decision, OrderStatus]:
     status = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK).status
     assert status is not None
-    decision = wf.decide(due_order(status, activeDeadlineSeconds=100), fulfillment(**more), at(seconds), ACK)
+    seen = seen or fulfillment(**more)
+    decision = wf.decide(due_order(status, activeDeadlineSeconds=100), seen, at(seconds), ACK)
     assert decision.status is not None
     return decision, decision.status
 
@@ -540,7 +560,7 @@ def test_the_fulfillment_cancelled_for_the_deadline_fails_the_order() -> None:
 
 
 def test_shipped_in_the_same_reconcile_that_finds_the_deadline_passed_completes() -> None:
-    decision, status = past_due(phase="Shipped", trackingNumber="OF1")
+    decision, status = past_due(seen=completed_fulfillment())
     assert decision.actions == ()
     assert status.phase is OrderPhase.COMPLETED
     assert status.deadline_exceeded_at is None
@@ -549,7 +569,7 @@ def test_shipped_in_the_same_reconcile_that_finds_the_deadline_passed_completes(
 
 def test_shipped_before_the_cancel_reached_it_completes_and_says_so() -> None:
     _, status = past_due()
-    shipped = fulfillment("Shipped", generation=2, observed=2, trackingNumber="OF1")
+    shipped = completed_fulfillment(generation=2, observed=2)
     decision = wf.decide(due_order(status, activeDeadlineSeconds=100), shipped, at(102), ACK)
     s = decision.status
     assert s is not None
@@ -706,3 +726,62 @@ def test_deleting_while_the_target_is_down_waits_unless_the_policy_is_orphan() -
     assert wf.decide(orphan, fulfillment(), T0, ACK, where=where(DOWN)).actions == (wf.RemoveFinalizer(),)
     back = wf.decide(deleting, fulfillment(), T0, ACK, where=where())
     assert back.actions == (wf.SendSignals({"cancelled": True}), wf.RemoveFinalizer())
+
+
+# -- a forged completedAt never outlives the phase it belongs to ---------------------------------
+
+
+def test_a_completed_at_is_cleared_while_the_order_is_not_finished() -> None:
+    forged = created().model_copy(update={"phase": OrderPhase.COMPLETED, "completed_at": T0 - HOUR})
+    status = wf.decide(order(forged), fulfillment(), T0, ACK).status
+    assert status is not None
+    assert status.phase is OrderPhase.FULFILLING
+    assert status.completed_at is None
+
+
+def test_a_forged_completed_at_does_not_start_retention_when_the_order_really_finishes() -> None:
+    forged = created().model_copy(update={"completed_at": T0 - HOUR})  # phase Fulfilling, as it really is
+    decision = wf.decide(order(forged, ttlSecondsAfterFinished=60), completed_fulfillment(), T0, ACK)
+    assert decision.status is not None
+    assert decision.status.completed_at == T0
+    assert wf.DeleteOrder() not in decision.actions
+    assert decision.requeue_after == 60
+
+
+def forged(phase: str, **fields: Any) -> wf.ObservedFulfillment:
+    return fulfillment(phase, cancelled=False, **fields)
+
+
+def test_a_shipped_status_is_believed_only_with_its_own_tracking_number_and_history() -> None:
+    real = completed_fulfillment().status.wire()
+    shipped_entry = real["history"][-1]
+    picked = {**shipped_entry, "phase": "Packing", "reason": "Picked"}
+    cases = {
+        "any tracking number": {**real, "trackingNumber": "OF000000000000"},
+        "no history": {**real, "history": []},
+        "history ending elsewhere": {**real, "history": [picked]},
+        "completedAt not when it shipped": {**real, "completedAt": (T0 - HOUR).isoformat()},
+    }
+    for case, status in cases.items():
+        f = forged("Shipped", **{k: v for k, v in status.items() if k not in ("phase", "observedGeneration")})
+        decision = wf.decide(order(created(), ttlSecondsAfterFinished=0), f, T0, ACK)
+        assert decision.status is not None
+        assert decision.status.phase is OrderPhase.FULFILLING, case
+        assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent"), case
+        assert wf.DeleteOrder() not in decision.actions, case
+    believed = wf.decide(order(created()), completed_fulfillment(), T0, ACK).status
+    assert believed is not None
+    assert believed.phase is OrderPhase.COMPLETED
+
+
+def test_a_cancelled_status_the_fulfillments_spec_never_asked_for_is_not_believed() -> None:
+    decision = wf.decide(order(created(), ttlSecondsAfterFinished=0), forged("Cancelled"), T0, ACK)
+    assert decision.status is not None
+    assert decision.status.phase is OrderPhase.FULFILLING
+    assert decision.status.completed_at is None
+    assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent")
+    assert wf.DeleteOrder() not in decision.actions
+    asked = wf.ObservedFulfillment(**{**forged("Cancelled").__dict__, "cancelled": True})
+    status = wf.decide(order(created()), asked, T0, ACK).status
+    assert status is not None
+    assert status.phase is OrderPhase.CANCELLED

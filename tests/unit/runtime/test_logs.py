@@ -180,7 +180,7 @@ def test_each_order_action_is_described_without_the_address() -> None:
             wf.AddFinalizer(),
             wf.CreateFulfillment({"metadata": {"name": "o1"}}),
             wf.SendSignals({"paused": True, "shippingAddress": address, "cancelled": True}),
-            wf.DeleteFulfillment(),
+            wf.DeleteFulfillment("f-uid"),
             wf.RemoveFinalizer(),
         )
     ]

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer clean
+.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets clean
 
 all: test
 
@@ -89,6 +89,17 @@ bench: tools
 bench-peer: tools
 	$(BIN)/python -m orderflow.dev.cluster.tools temporal
 	$(BIN)/python -m orderflow.dev.bench --peer temporal $(BENCH_ARGS)
+
+# Deadline lateness (docs/benchmarks.md, "Deadlines"): 1,000 in flight all due at once, then
+# 1,000 and 10,000 falling due 20 a second (about 25 minutes in all on 2 cores).
+bench-deadlines: tools
+	$(BIN)/python -m orderflow.dev.bench.deadlines --orders 1000 --per-second 0 --margin 30
+	$(BIN)/python -m orderflow.dev.bench.deadlines --orders 1000 --per-second 20 --margin 30
+	$(BIN)/python -m orderflow.dev.bench.deadlines --orders 10000 --per-second 20 --margin 120
+
+# Across clusters (docs/benchmarks.md, "Across clusters"): two control planes, a target (3 minutes).
+bench-targets: tools
+	$(BIN)/python -m orderflow.dev.bench.targets --orders 500
 
 clean:
 	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

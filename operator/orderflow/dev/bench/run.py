@@ -42,6 +42,7 @@ from kubernetes import client, config, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
+from orderflow.dev.bench import sections
 from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane, free_port
@@ -682,6 +683,6 @@ def main(argv: list[str] | None = None) -> int:
     document = {"sizes": results, "peer": peer_result}
     (args.out / "latest.json").write_text(json.dumps(document, indent=2) + "\n")
     command = " ".join(["python -m orderflow.dev.bench", *(argv if argv is not None else sys.argv[1:])])
-    args.docs.write_text(markdown(results, command.strip(), peer_result))
+    args.docs.write_text(markdown(results, command.strip(), peer_result) + sections.kept(args.docs))
     print(json.dumps(document, indent=2))
     return 0

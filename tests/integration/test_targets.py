@@ -20,6 +20,8 @@ from orderflow.dev import manifests
 from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.testing.plugin import Cluster, Controllers, CustomResources, Kubectl, wait_for
 
+from .test_describe import orderflow
+
 pytestmark = pytest.mark.usefixtures("crds_installed")
 
 
@@ -77,6 +79,15 @@ def phase(crs: CustomResources, name: str) -> str | None:
     return (crs.find("orders", name) or {}).get("status", {}).get("phase")
 
 
+def mirrors_picking(crs: CustomResources, name: str) -> None:
+    """Wait until the Order mirrors its Fulfillment in Picking, wherever that lives."""
+    wait_for(
+        lambda: (crs.find("orders", name) or {}).get("status", {}).get("fulfillment", {}).get("phase"),
+        lambda p: p == "Picking",
+        what=f"Order {name} to mirror its Fulfillment Picking",
+    )
+
+
 def kubeconfig_secret(kubectl: Kubectl, namespace: str, name: str, kubeconfig: Path | str) -> None:
     text = kubeconfig.read_text() if isinstance(kubeconfig, Path) else kubeconfig
     secret = {
@@ -92,7 +103,12 @@ def kubeconfig_secret(kubectl: Kubectl, namespace: str, name: str, kubeconfig: P
 
 
 def test_an_order_drives_a_fulfillment_in_another_namespace(
-    controllers: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, tmp_path: Path
+    controllers: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    tmp_path: Path,
+    kube_env: dict[str, str],
 ) -> None:
     fulfilment = f"{namespace}-wh"[:63]
     kubectl("create", "namespace", fulfilment)
@@ -101,8 +117,7 @@ def test_an_order_drives_a_fulfillment_in_another_namespace(
     # The order controller watches Orders in its own namespace only; the target has its own watch.
     controllers.start("order", "--namespace", namespace, "--targets", str(targets), "--cluster-name", "shop")
     kubectl.apply(order("o1", "warehouse", seconds=2), "-n", namespace)
-    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
-             lambda p: p == "Picking", what="Picking mirrored from the other namespace")  # fmt: skip
+    mirrors_picking(crs, "o1")
     kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":true}}')
     kubectl("wait", "-n", namespace, "--for=condition=Paused", "order/o1", "--timeout=30s")
     kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":false}}')
@@ -117,6 +132,11 @@ def test_an_order_drives_a_fulfillment_in_another_namespace(
     assert condition(o, "TargetReachable")["status"] == "True"
     assert not crs.list("fulfillments")  # nothing in the Order's own namespace
     assert "warehouse" in kubectl("get", "orders", "-n", namespace).stdout  # the Target column
+    told = json.loads(orderflow(kube_env, "describe", "order/o1", "-n", namespace, "-o", "json").stdout)
+    assert told["order"]["target"] == "warehouse"
+    assert told["fulfillment"]["exists"] is True
+    assert told["fulfillment"]["namespace"] == fulfilment
+    assert "Shipped" in [row["what"] for row in told["timeline"]]
 
 
 def test_a_target_not_allowed_for_the_namespace_creates_nothing_anywhere(
@@ -160,7 +180,13 @@ def shop(
 
 
 def test_an_order_drives_a_fulfillment_in_another_cluster(
-    shop: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources, remote: Remote, warehouse_ns: str
+    shop: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+    kube_env: dict[str, str],
 ) -> None:
     kubectl.apply(order("o1", "eu", seconds=3), "-n", namespace)
     name = f"{namespace}.o1"
@@ -184,6 +210,12 @@ def test_an_order_drives_a_fulfillment_in_another_cluster(
     assert f is not None
     assert o["status"]["fulfillment"]["trackingNumber"] == f["status"]["trackingNumber"]
     assert o["status"]["fulfillment"]["uid"] == f["metadata"]["uid"]
+    # describe, with the shop's kubeconfig: the other cluster's Fulfillment is not there to read,
+    # and it says so, showing what the Order last saw of it.
+    told = orderflow(kube_env, "describe", "order/o1", "-n", namespace).stdout
+    assert "Target" in told
+    assert "not found in this cluster: the target is another cluster" in told
+    assert f["status"]["trackingNumber"] in told
     # A cancel from the shop reaches the warehouse too.
     kubectl.apply(order("o2", "eu", seconds=30), "-n", namespace)
     wait_for(lambda: remote.fulfillment(warehouse_ns, f"{namespace}.o2"), lambda f: f is not None, what="o2")
@@ -331,8 +363,7 @@ def test_a_kubeconfig_secret_rotated_mid_flight_is_used_without_a_restart(
     warehouse_ns: str,
 ) -> None:
     kubectl.apply(order("o1", "eu", seconds=20), "-n", namespace)
-    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
-             lambda p: p == "Picking", what="Picking")  # fmt: skip
+    mirrors_picking(crs, "o1")
     # The warehouse issues a new credential, the shop stores it, and the old one is revoked.
     grant(remote, warehouse_ns, "shop-b")
     kubeconfig_secret(kubectl, namespace, "warehouse-kubeconfig", caller_kubeconfig(remote, warehouse_ns, "shop-b"))
@@ -353,8 +384,7 @@ def test_a_grant_revoked_in_the_target_stalls_the_order_with_the_servers_message
     warehouse_ns: str,
 ) -> None:
     kubectl.apply(order("o1", "eu", seconds=60), "-n", namespace)
-    wait_for(lambda: (crs.find("orders", "o1") or {}).get("status", {}).get("fulfillment", {}).get("phase"),
-             lambda p: p == "Picking", what="Picking")  # fmt: skip
+    mirrors_picking(crs, "o1")
     remote.kubectl("delete", "rolebinding", "shop-a", "-n", warehouse_ns)
     kubectl("patch", "-n", namespace, "order", "o1", "--type", "merge", "-p", '{"spec":{"paused":true}}')
     stalled = wait_for(lambda: condition(crs.get("orders", "o1"), "Stalled"),

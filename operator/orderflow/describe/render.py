@@ -86,6 +86,8 @@ def _order_section(desc: Description) -> Section:
     lines += _conditions(o)
     if o.tracking_number:
         lines.append(Line("Tracking", o.tracking_number, "bold"))
+    if o.target:
+        lines.append(Line("Target", o.target))
     if o.due_at:
         lines.append(_due(o))
     if o.signals is not None:

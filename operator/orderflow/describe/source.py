@@ -85,8 +85,19 @@ class Source:
                 if self._find(FULFILLMENTS, ns, name) is not None:
                     hint = f"; a Fulfillment of that name exists: orderflow describe fulfillment/{name} -n {ns}"
                 raise DescribeError(f'order "{name}" not found in namespace "{ns}"{hint}')
-            mirrored = ((order.get("status") or {}).get("fulfillment") or {}).get("name") or name
-            fulfillment = self._find(FULFILLMENTS, ns, mirrored)
+            state = (order.get("status") or {}).get("fulfillment") or {}
+            mirrored = state.get("name") or name
+            fns = state.get("namespace") or ns  # in a target: another namespace, perhaps another cluster
+            fulfillment, unread = self._find_in_target(fns, mirrored, state.get("target"))
+            if fulfillment is not None and fns != ns:
+                events, note = self._events(ns, [name])
+                theirs, their_note = self._events(fns, [mirrored])
+                return Snapshot(
+                    target.subject, name, ns, order, fulfillment, tuple(events + theirs), note or their_note
+                )
+            if unread is not None:
+                events, note = self._events(ns, [name])
+                return Snapshot(target.subject, name, ns, order, None, tuple(events), note, fulfillment_note=unread)
         else:
             fulfillment = self._find(FULFILLMENTS, ns, name)
             if fulfillment is not None:
@@ -108,6 +119,26 @@ class Source:
 
     def _find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.kube.find(plural, namespace, name)
+
+    def _find_in_target(
+        self, namespace: str, name: str, target: str | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The Order's Fulfillment, and, when it lives in a target this kubeconfig cannot read,
+        why (the describe then shows the Order's mirror of it)."""
+        if target is None:
+            return self._find(FULFILLMENTS, namespace, name), None
+        where = f"in target {target} (namespace {namespace})"
+        try:
+            found = self._find(FULFILLMENTS, namespace, name)
+        except Forbidden as exc:
+            return None, f"{where}, not readable with this kubeconfig ({exc.message}); shown as the Order last saw it"
+        if found is None:
+            return None, (
+                f"{where}, not found in this cluster: the target is another cluster; describe it there with that "
+                f"cluster's context (orderflow describe fulfillment/{name} -n {namespace} --context ...). "
+                "Shown as the Order last saw it"
+            )
+        return found, None
 
     def _events(self, namespace: str, names: list[str]) -> tuple[list[dict[str, Any]], str | None]:
         """The core/v1 Events of objects of these names (any kind, any uid: the caller sorts them out)."""

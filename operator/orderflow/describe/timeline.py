@@ -83,6 +83,7 @@ class Snapshot:
     fulfillment: Mapping[str, Any] | None
     events: tuple[Mapping[str, Any], ...] = ()
     events_note: str | None = None  # why Events could not be read, when they could not
+    fulfillment_note: str | None = None  # why the Order's Fulfillment, in a target, could not be read
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class Summary:
     signals: Signals | None = None
     step: Step | None = None
     order_ref: str | None = None  # Fulfillment: the Order named in spec.orderRef
+    target: str | None = None  # Order: the target its Fulfillment lives in (spec.target)
     shipping_address: str | None = None  # the object's own data, shown with it, never in the timeline
     events: int = 0
     history_truncated: bool = False
@@ -211,6 +213,7 @@ class Summary:
             "signals": self.signals.wire() if self.signals else None,
             "step": self.step.wire() if self.step else None,
             "orderRef": self.order_ref,
+            "target": self.target,
             "shippingAddress": self.shipping_address,
             "events": self.events,
             "historyTruncated": self.history_truncated,
@@ -280,7 +283,7 @@ def describe(snapshot: Snapshot, now: datetime.datetime) -> Description:
             order_note = f"Order {ref[0]} was deleted; the Order of that name now is another object"
             order = None
     elif order is not None:
-        fulfillment_note = _fulfillment_note(order, fulfillment)
+        fulfillment_note = snapshot.fulfillment_note or _fulfillment_note(order, fulfillment)
         if fulfillment is not None and (fulfillment.order_ref is None or fulfillment.order_ref[1] != order.uid):
             fulfillment, foreign = None, True
 
@@ -313,7 +316,10 @@ def describe(snapshot: Snapshot, now: datetime.datetime) -> Description:
         else Summary(ORDER, order_name, snapshot.namespace, exists=False, note=order_note)
     )
     if fulfillment is not None:
-        fulfillment_summary = fulfillment.summary(snapshot.namespace, now, counts[FULFILLMENT])
+        # Its own namespace: in a target, another than the Order's.
+        fulfillment_summary = fulfillment.summary(
+            fulfillment.meta.namespace or snapshot.namespace, now, counts[FULFILLMENT]
+        )
     else:
         fulfillment_summary = _absent_fulfillment(snapshot, order, fulfillment_note, counts[FULFILLMENT], foreign)
     return Description(snapshot.subject, order_summary, fulfillment_summary, timeline, tuple(notes))
@@ -350,13 +356,15 @@ def _absent_fulfillment(
 ) -> Summary:
     mirrored = order.status.fulfillment if order else None
     name = mirrored.name if mirrored else (order.name if order else snapshot.name)
+    namespace = (mirrored.namespace if mirrored else None) or snapshot.namespace
     finished = order is not None and order.status.phase.terminal
-    if mirrored is None or not finished or foreign:
-        return Summary(FULFILLMENT, name, snapshot.namespace, exists=False, note=note, events=events)
-    return Summary(  # gone after it finished: what the Order last saw of it
+    unread = snapshot.fulfillment_note is not None  # in a target this kubeconfig cannot read
+    if mirrored is None or not (finished or unread) or foreign:
+        return Summary(FULFILLMENT, name, namespace, exists=False, note=note, events=events)
+    return Summary(  # gone after it finished, or not readable here: what the Order last saw of it
         FULFILLMENT,
         name,
-        snapshot.namespace,
+        namespace,
         exists=False,
         note=note,
         uid=mirrored.uid,
@@ -392,12 +400,14 @@ class _Meta:
     created: datetime.datetime | None
     deleting: datetime.datetime | None
     generation: int | None
+    namespace: str | None = None
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> _Meta:
         meta = body.get("metadata") or {}
         generation = meta.get("generation")
         return cls(
+            namespace=meta.get("namespace"),
             name=str(meta.get("name", "")),
             uid=str(meta.get("uid", "")),
             created=_time(meta.get("creationTimestamp")),
@@ -589,6 +599,7 @@ class _Order(_Named):
             stalled=_view(_condition(s.conditions, "Stalled")),
             conditions=tuple(v for v in map(_view, s.conditions) if v is not None),
             signals=self.signals(fulfillment),
+            target=(mirrored.target if mirrored and mirrored.target else None) or self.spec.get("target"),
             shipping_address=one_line(address) if address else None,
             events=events,
         )

@@ -312,6 +312,23 @@ def measure_floor(
     }
 
 
+def prepare(
+    plane: ControlPlane, env: dict[str, str], workers: int, namespaces: tuple[str, ...] = (NS, WARM_UP)
+) -> client.CustomObjectsApi:
+    """A fresh control plane made ready: the CRDs installed and Established, the namespaces made,
+    and a client with a connection for each of ``workers`` threads (and as many to spare)."""
+    crds = yaml.safe_dump_all(manifests.crds())
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=crds, text=True, env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["kubectl", "wait", "--for=condition=Established", "crd", "--all"], env=env, check=True, capture_output=True
+    )
+    for namespace in namespaces:
+        subprocess.run(["kubectl", "create", "namespace", namespace], env=env, check=True, capture_output=True)
+    api_client = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = workers * 2
+    return client.CustomObjectsApi(api_client)
+
+
 def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
     kubectl = tools.ensure("kubectl")
     workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
@@ -324,16 +341,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
     controllers = Controllers(env, workdir)  # each controller's log there too
     watchers: list[Watcher] = []
     try:
-        crds = yaml.safe_dump_all(manifests.crds())
-        subprocess.run(["kubectl", "apply", "-f", "-"], input=crds, text=True, env=env, check=True, capture_output=True)
-        subprocess.run(
-            ["kubectl", "wait", "--for=condition=Established", "crd", "--all"], env=env, check=True, capture_output=True
-        )
-        for namespace in (NS, WARM_UP):
-            subprocess.run(["kubectl", "create", "namespace", namespace], env=env, check=True, capture_output=True)
-        api_client = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = workers * 2
-        objects = client.CustomObjectsApi(api_client)
+        objects = prepare(plane, env, workers)
         # Each controller with its own option only (`run order --step-seconds` is a usage error).
         ports = {"fulfillment": free_port(), "order": free_port()}  # their /metrics: is a restart caught up?
         procs = [

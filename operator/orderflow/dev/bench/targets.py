@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
 from orderflow.dev.bench import sections
-from orderflow.dev.bench.run import log
+from orderflow.dev.bench.run import log, prepare
 from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane
@@ -116,11 +116,8 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
     controllers = Controllers(shop_env, workdir)
     seen: list[Seen] = []
     try:
-        crds = yaml.safe_dump_all(manifests.crds())
-        for env, namespace in ((shop_env, SHOP), (warehouse_env, WAREHOUSE)):
-            _kubectl(env, "apply", "-f", "-", stdin=crds)
-            _kubectl(env, "wait", "--for=condition=Established", "crd", "--all")
-            _kubectl(env, "create", "namespace", namespace)
+        shop_api = prepare(shop, shop_env, workers, (SHOP,))
+        warehouse_api = prepare(warehouse, warehouse_env, workers, (WAREHOUSE,))
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -147,12 +144,6 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
         controllers.start("fulfillment", "--namespace", SHOP, "--step-seconds", "0")
         controllers.start("order", "--namespace", SHOP, "--targets", str(declared), "--secrets-namespace", SHOP)
 
-        def api(kubeconfig: Path) -> client.CustomObjectsApi:
-            api_client = config.new_client_from_config(config_file=str(kubeconfig))
-            api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = workers * 2
-            return client.CustomObjectsApi(api_client)
-
-        shop_api, warehouse_api = api(shop.kubeconfig), api(warehouse.kubeconfig)
         orders = Seen(shop_api, SHOP, "orders", lambda o: o["metadata"]["name"] if _phase(o) == "Completed" else None)
         seen.append(orders)
 

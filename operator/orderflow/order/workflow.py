@@ -405,8 +405,9 @@ def _deadline(
     """Whether the order is past its deadline, unfinished: the first decision to find it so records
     when (``deadlineExceededAt``, final) and warns once. The due time follows the spec until then
     (a raised deadline moves it), and is derived from the creation time the API server recorded,
-    so a restarted controller finds the same one, and acts on it once."""
-    if status.phase.terminal:
+    so a restarted controller finds the same one, and acts on it once. A cancel the customer asked
+    for comes first: the order ends Cancelled, as asked, whatever the clock says."""
+    if status.phase.terminal or (order.spec.cancelled and status.deadline_exceeded_at is None):
         return False
     if status.deadline_exceeded_at is not None:
         return True

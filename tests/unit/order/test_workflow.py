@@ -785,3 +785,12 @@ def test_a_cancelled_status_the_fulfillments_spec_never_asked_for_is_not_believe
     status = wf.decide(order(created()), asked, T0, ACK).status
     assert status is not None
     assert status.phase is OrderPhase.CANCELLED
+
+
+def test_an_order_cancelled_before_its_fulfillment_exists_is_not_a_missed_deadline() -> None:
+    decision = wf.decide(due_order(cancelled=True, activeDeadlineSeconds=100), None, at(150), ACK)
+    s = decision.status
+    assert s is not None
+    assert s.phase is OrderPhase.CANCELLED
+    assert s.deadline_exceeded_at is None
+    assert "DeadlineExceeded" not in [e.reason for e in decision.events]

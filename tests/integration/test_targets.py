@@ -216,6 +216,9 @@ def test_an_order_drives_a_fulfillment_in_another_cluster(
     assert "Target" in told
     assert "not found in this cluster: the target is another cluster" in told
     assert f["status"]["trackingNumber"] in told
+    # And with the warehouse's: the Fulfillment alone, and where its Order is.
+    there = orderflow(remote.env, "describe", f"fulfillment/{name}", "-n", warehouse_ns).stdout
+    assert f"Order o1 is in namespace {namespace}; describe it there" in there
     # A cancel from the shop reaches the warehouse too.
     kubectl.apply(order("o2", "eu", seconds=30), "-n", namespace)
     wait_for(lambda: remote.fulfillment(warehouse_ns, f"{namespace}.o2"), lambda f: f is not None, what="o2")

@@ -102,6 +102,16 @@ class Source:
             fulfillment = self._find(FULFILLMENTS, ns, name)
             if fulfillment is not None:
                 ref = (fulfillment.get("spec") or {}).get("orderRef") or {}
+                if ref.get("cluster") or ref.get("namespace", ns) != ns:
+                    # Made for an Order elsewhere (a target of its order controller): say where.
+                    where = f"namespace {ref.get('namespace', ns)}" + (
+                        f" of cluster {ref['cluster']}" if ref.get("cluster") else ""
+                    )
+                    note = f"Order {ref.get('name')} is in {where}; describe it there: this shows the Fulfillment alone"
+                    events, events_note = self._events(ns, [name])
+                    return Snapshot(
+                        target.subject, name, ns, None, fulfillment, tuple(events), events_note, order_note=note
+                    )
                 order = self._find(ORDERS, ns, ref["name"]) if ref.get("name") else None
             else:
                 # Not created yet, or deleted: the Order it is (or was) named after says which.

@@ -84,6 +84,7 @@ class Snapshot:
     events: tuple[Mapping[str, Any], ...] = ()
     events_note: str | None = None  # why Events could not be read, when they could not
     fulfillment_note: str | None = None  # why the Order's Fulfillment, in a target, could not be read
+    order_note: str | None = None  # where the Fulfillment's Order is, when it is not in this namespace
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def describe(snapshot: Snapshot, now: datetime.datetime) -> Description:
             order_note = "none: this Fulfillment has no spec.orderRef (made by hand or by another tool)"
             order = None
         elif order is None:
-            order_note = f"Order {ref[0]} no longer exists (it was deleted)"
+            order_note = snapshot.order_note or f"Order {ref[0]} no longer exists (it was deleted)"
         elif order.uid != ref[1]:
             order_note = f"Order {ref[0]} was deleted; the Order of that name now is another object"
             order = None

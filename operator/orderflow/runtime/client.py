@@ -152,16 +152,22 @@ class Kube:
             kwargs["params"] = params
         if timeout is not None:
             kwargs["timeout"] = timeout  # else the client's own (30 s)
-        started, code = time.monotonic(), "<error>"  # client-go's code when there is no response
-        try:
-            response = self._api.request(method, **kwargs)
-            code = str(response.status_code)
-        finally:
-            metrics.REST_REQUESTS.labels(code, method, self._host).inc()
-            metrics.REST_SECONDS.labels(method, self._host).observe(time.monotonic() - started)
+        response = self._send(method, method, **kwargs)
         _raise_for(response)
         result: dict[str, Any] = response.json()
         return result
+
+    def _send(self, method: str, verb: str, **kwargs: Any) -> requests.Response:
+        """One HTTP request, counted and timed under ``verb`` as client-go's metrics are (code
+        ``<error>`` when there is no response)."""
+        started, code = time.monotonic(), "<error>"
+        try:
+            response: requests.Response = self._api.request(method, **kwargs)
+            code = str(response.status_code)
+        finally:
+            metrics.REST_REQUESTS.labels(code, verb, self._host).inc()
+            metrics.REST_SECONDS.labels(verb, self._host).observe(time.monotonic() - started)
+        return response
 
     # -- custom resources of orderflow.dev ---------------------------------------------------
 
@@ -193,12 +199,16 @@ class Kube:
         self, plural: str, namespace: str, params: dict[str, str], timeout: tuple[float, float]
     ) -> requests.Response:
         """A watch: the open response, one JSON event a line. The caller closes it."""
-        started = time.monotonic()
-        response: requests.Response = self._api.request(
-            "GET", version=API_VERSION, url=plural, namespace=namespace, params=params, stream=True, timeout=timeout
+        response = self._send(
+            "GET",
+            "WATCH",
+            version=API_VERSION,
+            url=plural,
+            namespace=namespace,
+            params=params,
+            stream=True,
+            timeout=timeout,
         )
-        metrics.REST_REQUESTS.labels(str(response.status_code), "WATCH", self._host).inc()
-        metrics.REST_SECONDS.labels("WATCH", self._host).observe(time.monotonic() - started)
         if not response.ok:
             try:
                 _raise_for(response)

@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
             kube, args.step_seconds, args.workers, args.ttl, default_deadline=args.active_deadline_seconds, retry=retry
         )
         options.controller = fulfillment.COMPONENT
+        kube.identify(fulfillment.COMPONENT)
         options.settings = {"workers": args.workers, "stepSeconds": args.step_seconds}
         if args.active_deadline_seconds is not None:
             options.settings["activeDeadlineSeconds"] = args.active_deadline_seconds
@@ -96,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
             cluster=args.cluster_name,
         )
         options.controller = order.COMPONENT
+        kube.identify(order.COMPONENT)
         options.settings = {
             "workers": args.workers,
             "ackTimeoutSeconds": args.ack_timeout,
@@ -132,9 +134,30 @@ def env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+DESCRIPTION = (
+    "Orders and Fulfillments as Kubernetes custom resources: run a controller, write the CRDs, or describe "
+    "an Order's story. The dev wing (pip install 'orderflow[dev]') adds cluster, image and demo."
+)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("orderflow")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from orderflow import __version__
+
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="orderflow", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
+    top = argparse.ArgumentParser(prog="orderflow", description=DESCRIPTION)
+    top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    # Not required here, so that `orderflow --bogus` is told about --bogus, not about the command;
+    # parse() asks for the command when none was given.
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("--output", type=Path, default=Path("crds"))
@@ -302,9 +325,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    args = parser().parse_args(argv)
+    args = parse(parser(), argv)
     code: int = args.func(args)
     return code
+
+
+def parse(top: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args = top.parse_args(argv)
+    if args.command is None:
+        commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+        top.error(f"give a command: {', '.join(commands)} (orderflow COMMAND --help for each)")
+    return args
 
 
 PLUGIN = "kubectl orderflow"
@@ -314,7 +345,7 @@ def kubectl_plugin(argv: list[str] | None = None) -> int:
     """The ``kubectl-orderflow`` executable: ``kubectl orderflow ARGS`` is ``orderflow ARGS``."""
     top = parser()
     _rename(top, PLUGIN)
-    args = top.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse(top, sys.argv[1:] if argv is None else argv)
     code: int = args.func(args)
     return code
 

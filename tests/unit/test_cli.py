@@ -55,3 +55,35 @@ def test_a_retry_policy_that_cannot_work_stops_the_controller_before_it_starts(
 ) -> None:
     assert cli.main(["run", "order", "--retry-max-attempts", "0"]) == 2
     assert "maximum attempts must be at least 1" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"orderflow {cli.version()}"
+    assert cli.version()[0].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        ([], "give a command: crds, run, describe"),
+    ],
+)
+def test_a_wrong_or_missing_command_is_named(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "required: command" not in err
+
+
+def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out
+    assert "describe" in out

@@ -312,3 +312,22 @@ def test_kstatus_reads_every_state_as_the_docs_table_says(
     # A paused or cancelled order in a batch no longer sinks `kubectl wait --all`.
     kubectl("delete", "order", "running", "invalid", "elsewhere", "failed", "-n", namespace, "--timeout=60s")
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "order", "--all", "--timeout=60s")
+
+
+# 9. Each controller writes under its own name, so managedFields, server-side apply conflicts and
+# audit logs say which one wrote: never the client library's, which both would share.
+def test_each_controller_writes_as_its_own_field_manager(
+    both: Controllers, kubectl: Kubectl, namespace: str, crs: CustomResources
+) -> None:
+    kubectl.apply(order("named", picking=0, packing=0), "-n", namespace)
+    wait_for(lambda: crs.get("orders", "named").get("status", {}).get("phase"), lambda p: p == "Completed")
+
+    def managers(obj: dict[str, object]) -> set[tuple[str, str]]:
+        fields = obj["metadata"]["managedFields"]  # type: ignore[index]
+        return {(f["manager"], f.get("subresource", "")) for f in fields}  # type: ignore[union-attr]
+
+    assert ("order-controller", "") in managers(crs.get("fulfillments", "named"))  # it made it
+    assert ("fulfillment-controller", "status") in managers(crs.get("fulfillments", "named"))
+    assert ("order-controller", "status") in managers(crs.get("orders", "named"))
+    everyone = managers(crs.get("fulfillments", "named")) | managers(crs.get("orders", "named"))
+    assert not [m for m, _ in everyone if m.startswith("pykube")], everyone

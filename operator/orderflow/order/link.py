@@ -161,7 +161,7 @@ class TargetLink:
             doc = kubeconfig_of(secret, ref.key, self._allow_exec)
             api = pykube.HTTPClient(pykube.KubeConfig(doc), timeout=30)
             api.session.trust_env = False
-            kube = Kube(api)
+            kube = Kube(api, manager=self._component)
             self._kube, self._secret_version = kube, version
             self.client = AsyncKube(kube, self._component)
             if version is not None:

@@ -114,10 +114,22 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 class Kube:
     """Blocking calls to the API server for the orderflow kinds, Events and a few built-ins."""
 
-    def __init__(self, api: pykube.HTTPClient) -> None:
+    def __init__(self, api: pykube.HTTPClient, manager: str | None = None) -> None:
         self._api = api
         # client-go's `host` label: the API server's host:port, the same for every request.
         self._host = urlsplit(str(getattr(api, "url", "") or "")).netloc
+        self._manager: str | None = None
+        if manager:
+            self.identify(manager)
+
+    def identify(self, manager: str) -> None:
+        """Write as ``manager``: the field manager of every create and patch (what
+        ``metadata.managedFields`` and server-side apply conflicts name) and the User-Agent (what
+        audit logs name), instead of pykube-ng's, which both controllers would share."""
+        from orderflow import __version__
+
+        self._manager = manager
+        self._api.session.headers["User-Agent"] = f"{manager}/{__version__} (orderflow)"
 
     @classmethod
     def from_env(cls) -> Kube:
@@ -148,6 +160,8 @@ class Kube:
         if body is not None:
             kwargs["data"] = json.dumps(body)
             kwargs["headers"] = {"Content-Type": content_type}
+        if self._manager and method in ("POST", "PATCH", "PUT"):
+            params = {**(params or {}), "fieldManager": self._manager}
         if params is not None:
             kwargs["params"] = params
         if timeout is not None:

@@ -438,3 +438,113 @@ def test_deleting_an_order_while_its_target_is_down_follows_its_policy_once_it_i
     else:
         assert left is not None
         assert left["spec"].get("cancelled") is not True  # left alone
+
+
+# -- describe, with a context for each cluster ----------------------------------------------------
+
+
+def with_context(kube_env: dict[str, str], remote: Remote, tmp_path: Path, context: str, server: str | None = None
+                 ) -> dict[str, str]:  # fmt: skip
+    """The shop's kubeconfig (its current context the shop cluster's) with one more context,
+    ``context``, for the warehouse cluster (at ``server``, if given), as a user who works with both
+    has it."""
+    document = yaml.safe_load(Path(kube_env["KUBECONFIG"]).read_text())
+    warehouse = yaml.safe_load(remote.plane.kubeconfig.read_text())
+    cluster, user = warehouse["clusters"][0], warehouse["users"][0]
+    cluster["name"], user["name"] = "warehouse", "warehouse-admin"
+    if server is not None:
+        cluster["cluster"]["server"] = server
+    document["clusters"].append(cluster)
+    document["users"].append(user)
+    document["contexts"].append({"name": context, "context": {"cluster": "warehouse", "user": "warehouse-admin"}})
+    path = tmp_path / f"kubeconfig-{context}"
+    path.write_text(yaml.safe_dump(document))
+    path.chmod(0o600)
+    return {**kube_env, "KUBECONFIG": str(path)}
+
+
+def test_describe_reads_the_fulfillment_in_another_cluster_through_the_users_context_for_it(
+    shop: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+    kube_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=0.5), "-n", namespace)
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/o1", "--timeout=60s")
+    name = f"{namespace}.o1"
+    f = remote.fulfillment(warehouse_ns, name)
+    assert f is not None
+    # A context named as the target is found without being asked for.
+    env = with_context(kube_env, remote, tmp_path, "eu")
+    told = json.loads(orderflow(env, "describe", "order/o1", "-n", namespace, "-o", "json").stdout)
+    assert told["fulfillment"]["exists"] is True
+    assert told["fulfillment"]["uid"] == f["metadata"]["uid"]
+    assert told["fulfillment"]["namespace"] == warehouse_ns
+    assert told["fulfillment"]["context"] == "eu"
+    assert told["fulfillment"]["events"] > 0  # its Events, read in the warehouse cluster
+    rows = [(row["object"], row["what"]) for row in told["timeline"]]
+    for step in ("Started", "Picked", "Shipped"):  # the Fulfillment's own history, not the Order's mirror
+        assert ("Fulfillment", step) in rows, rows
+    # One named with --target-context: the plain text says which context it was read through.
+    env = with_context(kube_env, remote, tmp_path, "kind-warehouse")
+    text = orderflow(env, "describe", "order/o1", "-n", namespace, "--target-context", "eu=kind-warehouse").stdout
+    assert f"Fulfillment {warehouse_ns}/{name}  for Order o1" in text
+    assert "Context     kind-warehouse (target eu)" in text
+    assert "Picked" in text
+    # A stranger's Fulfillment of the same name there is reported as not this Order's.
+    remote.kubectl("delete", "fulfillment", name, "-n", warehouse_ns)
+    stranger = manifests.fulfillment(name, started=False, orderRef={"name": "o1", "uid": f["spec"]["orderRef"]["uid"]})
+    remote.kubectl.apply(stranger, "-n", warehouse_ns)
+    told = json.loads(
+        orderflow(
+            env, "describe", "order/o1", "-n", namespace, "--target-context", "kind-warehouse", "-o", "json"
+        ).stdout
+    )
+    assert told["fulfillment"]["exists"] is False
+    assert "is not the one it created" in told["fulfillment"]["note"]
+    assert "read through context kind-warehouse" in told["fulfillment"]["note"]
+
+
+def test_describe_says_when_no_context_reaches_the_other_cluster_and_shows_what_the_order_saw(
+    shop: Controllers,
+    kubectl: Kubectl,
+    namespace: str,
+    crs: CustomResources,
+    remote: Remote,
+    warehouse_ns: str,
+    kube_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    kubectl.apply(order("o1", "eu", seconds=0.2), "-n", namespace)
+    kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Completed", "order/o1", "--timeout=60s")
+    tracking = crs.get("orders", "o1")["status"]["fulfillment"]["trackingNumber"]
+    # No context for it: the line says how to name one.
+    done = orderflow(kube_env, "describe", "order/o1", "-n", namespace)
+    assert (
+        "no context of your kubeconfig is named eu: to read it there, give --target-context eu=CONTEXT" in done.stdout
+    )
+    assert tracking in done.stdout
+    # A context that cannot reach it (nothing listens on port 1): named, with the reason, no traceback.
+    env = with_context(kube_env, remote, tmp_path, "eu", server="https://127.0.0.1:1")
+    done = orderflow(env, "describe", "order/o1", "-n", namespace)
+    assert (
+        "context eu cannot reach the API server at https://127.0.0.1:1: [Errno 111] Connection refused" in done.stdout
+    )
+    assert tracking in done.stdout  # what the Order last saw
+    assert "Traceback" not in done.stderr
+    # A context named that the kubeconfig does not have.
+    done = orderflow(kube_env, "describe", "order/o1", "-n", namespace, "--target-context", "eu=nowhere")
+    assert "context nowhere is not in the kubeconfig" in done.stdout
+    # A context whose login the warehouse refuses: Unauthorized, in the API server's words.
+    refused = yaml.safe_load(Path(env["KUBECONFIG"]).read_text())
+    refused["clusters"][-1]["cluster"]["server"] = remote.plane.server
+    refused["users"][-1]["user"] = {"token": "not-a-token"}
+    Path(env["KUBECONFIG"]).write_text(yaml.safe_dump(refused))
+    done = orderflow(env, "describe", "order/o1", "-n", namespace)
+    assert "context eu was refused at" in done.stdout
+    assert "401 Unauthorized" in done.stdout
+    assert tracking in done.stdout

@@ -72,10 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kubeconfig", type=Path, help="default: in a Pod its ServiceAccount, else KUBECONFIG or ~/.kube/config"
     )
     parser.add_argument("--context", help="a context of the kubeconfig other than its current one")
+    parser.add_argument(
+        "--target-context",
+        action="append",
+        default=[],
+        metavar="TARGET=CONTEXT",
+        help="the context of the kubeconfig that reaches the cluster of the Order's target TARGET, to read "
+        "its Fulfillment there (repeatable; CONTEXT alone: for whichever target the Order names). "
+        "Default: a context named as the target, if the Fulfillment is not in this cluster",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from orderflow.describe.source import DescribeError, Source, Target, connect
+    from orderflow.describe.source import DescribeError, Source, Target, connect, parse_target_context
     from orderflow.describe.timeline import describe
 
     try:
@@ -84,9 +93,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"orderflow describe: {exc}", file=sys.stderr)
         return 2
     try:
-        api, namespace = connect(args.kubeconfig, args.context)
+        chosen = dict(parse_target_context(value) for value in args.target_context)
+    except ValueError as exc:
+        print(f"orderflow describe: --target-context {exc}", file=sys.stderr)
+        return 2
+    try:
+        api, namespace, contexts = connect(args.kubeconfig, args.context, chosen)
         target = Target(subject, name, args.namespace or namespace)
-        source = Source(api)
+        source = Source(api, contexts)
         snapshot = source.snapshot(target)
     except DescribeError as exc:
         print(f"orderflow describe: {exc}", file=sys.stderr)

@@ -130,6 +130,9 @@ def _fulfillment_section(desc: Description) -> Section:
             lines.append(Line("Tracking", f.tracking_number, "bold"))
         return Section(name, tuple(lines), "yellow")
     lines = [Line("Phase", _phase_text(f), phase_style(f.phase))]
+    if f.context:  # in a target of another cluster, read through the user's context for it
+        where = f" (target {desc.order.target})" if desc.order.target else ""
+        lines.append(Line("Context", f"{f.context}{where}"))
     if f.percent is not None:
         steps = f" ({f.completed_steps} of {f.total_steps} steps)" if f.total_steps else ""
         lines.append(Line("Progress", f"{f.percent}%{steps}"))

@@ -85,6 +85,7 @@ class Snapshot:
     events_note: str | None = None  # why Events could not be read, when they could not
     fulfillment_note: str | None = None  # why the Order's Fulfillment, in a target, could not be read
     order_note: str | None = None  # where the Fulfillment's Order is, when it is not in this namespace
+    fulfillment_context: str | None = None  # the kubeconfig context it was read through, when not the Order's
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class Summary:
     step: Step | None = None
     order_ref: str | None = None  # Fulfillment: the Order named in spec.orderRef
     target: str | None = None  # Order: the target its Fulfillment lives in (spec.target)
+    context: str | None = None  # Fulfillment: the kubeconfig context it was read through, when not the Order's
     shipping_address: str | None = None  # the object's own data, shown with it, never in the timeline
     events: int = 0
     history_truncated: bool = False
@@ -215,6 +217,7 @@ class Summary:
             "step": self.step.wire() if self.step else None,
             "orderRef": self.order_ref,
             "target": self.target,
+            "context": self.context,
             "shippingAddress": self.shipping_address,
             "events": self.events,
             "historyTruncated": self.history_truncated,
@@ -285,8 +288,10 @@ def describe(snapshot: Snapshot, now: datetime.datetime) -> Description:
             order = None
     elif order is not None:
         fulfillment_note = snapshot.fulfillment_note or _fulfillment_note(order, fulfillment)
-        if fulfillment is not None and (fulfillment.order_ref is None or fulfillment.order_ref[1] != order.uid):
+        if fulfillment is not None and not _ours(order, fulfillment):
             fulfillment, foreign = None, True
+            if fulfillment_note and snapshot.fulfillment_context:
+                fulfillment_note += f" (read through context {snapshot.fulfillment_context})"
 
     redact = _Redactor(order, fulfillment)
     rows: list[_Draft] = []
@@ -321,9 +326,30 @@ def describe(snapshot: Snapshot, now: datetime.datetime) -> Description:
         fulfillment_summary = fulfillment.summary(
             fulfillment.meta.namespace or snapshot.namespace, now, counts[FULFILLMENT]
         )
+        if snapshot.fulfillment_context is not None:
+            fulfillment_summary = dataclasses.replace(fulfillment_summary, context=snapshot.fulfillment_context)
     else:
         fulfillment_summary = _absent_fulfillment(snapshot, order, fulfillment_note, counts[FULFILLMENT], foreign)
     return Description(snapshot.subject, order_summary, fulfillment_summary, timeline, tuple(notes))
+
+
+def is_orders(order: Mapping[str, Any], fulfillment: Mapping[str, Any]) -> bool:
+    """Whether ``fulfillment`` is ``order``'s: identity, not name, as the order controller decides
+    (``orderflow.order.workflow.is_ours``): its ``spec.orderRef.uid`` names the Order, and it is the
+    very object the Order recorded (``status.fulfillment.uid``, which nobody can choose)."""
+    spec, meta = fulfillment.get("spec") or {}, fulfillment.get("metadata") or {}
+    ref = spec.get("orderRef") if isinstance(spec, Mapping) else None
+    if not isinstance(ref, Mapping) or not ref.get("uid") or ref.get("uid") != (order.get("metadata") or {}).get("uid"):
+        return False
+    recorded = ((order.get("status") or {}).get("fulfillment") or {}).get("uid")
+    return not recorded or recorded == meta.get("uid")
+
+
+def _ours(order: _Order, fulfillment: _Fulfillment) -> bool:
+    if fulfillment.order_ref is None or fulfillment.order_ref[1] != order.uid:
+        return False
+    recorded = order.status.fulfillment.uid if order.status.fulfillment else None
+    return recorded is None or recorded == fulfillment.uid
 
 
 def _order_name(snapshot: Snapshot, fulfillment: _Fulfillment | None) -> str | None:
@@ -340,6 +366,11 @@ def _fulfillment_note(order: _Order, fulfillment: _Fulfillment | None) -> str | 
             return f"a Fulfillment named {name} exists but belongs to no order; it is not this Order's"
         if fulfillment.order_ref[1] != order.uid:
             return f"a Fulfillment named {name} exists but belongs to another order; it is not this Order's"
+        if not _ours(order, fulfillment):
+            return (
+                f"a Fulfillment named {name} names this Order but is not the one it created (uid {fulfillment.uid}, "
+                f"the Order recorded {mirrored.uid if mirrored else '?'}); it is not this Order's"
+            )
         return None
     if mirrored is None:
         if order.status.phase.value == "Invalid":

@@ -303,6 +303,11 @@ def test_the_order_chart_alone_leaves_orders_with_a_clear_condition(
     reasons = {c["reason"] for c in order["status"]["conditions"]}
     assert reasons & {"NotAcknowledged", "FulfillmentAPIUnavailable"}
     assert order["status"]["phase"] != "Completed"
+    # The chart's notes describe the state exactly as the Order shows it.
+    notes = " ".join((REPO / "charts" / "order-controller" / "templates" / "NOTES.txt").read_text().split())
+    unserved = ("NotAcknowledged", "FulfillmentAPIUnavailable")
+    for c in [c for c in order["status"]["conditions"] if c["reason"] in unserved]:
+        assert f"{c['type']}={c['status']}, reason {c['reason']}" in notes, c
     assert controller.proc is not None
     assert controller.proc.poll() is None  # reported, not crashed
 

@@ -867,9 +867,10 @@ def _acknowledgement(
             now,
         )
         return ack_timeout - waited
+    acked = "it has no status yet" if acked_generation is None else f"acknowledged {acked_generation}"
     message = (
         f"the fulfillment has not acknowledged the signal sent {waited:.0f}s ago "
-        f"(generation {wanted}, acknowledged {acked_generation}); is the fulfillment controller running?"
+        f"(generation {wanted}, {acked}); is the fulfillment controller running?"
     )
     if newly(status.conditions, "SignalsAcknowledged", F, "NotAcknowledged"):
         events.append(Event("Warning", "NotAcknowledged", message))

@@ -164,6 +164,9 @@ def test_unacknowledged_signal_becomes_a_condition_after_the_timeout() -> None:
     assert late.status is not None
     assert cond(late.status, "SignalsAcknowledged") == ("False", "NotAcknowledged")
     assert [e.reason for e in late.events] == ["NotAcknowledged"]
+    ready = next(c for c in late.status.conditions if c.type == "Ready")
+    assert "it has no status yet" in ready.message  # says what it means, not Python's None
+    assert "None" not in ready.message
 
 
 def test_invalid_order_is_reported_and_recovers_when_fixed() -> None:

@@ -207,6 +207,9 @@ class ConditionStatus(enum.StrEnum):
     UNKNOWN = "Unknown"
 
 
+CONDITION_MESSAGE_MAX = 32_768  # metav1.Condition's limit
+
+
 class Condition(Model):
     """A metav1.Condition: one aspect of the object's current state."""
 
@@ -224,7 +227,7 @@ class Condition(Model):
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
         description="A CamelCase word saying why.",
     )
-    message: str = Field(default="", max_length=32_768, description="A sentence for a person.")
+    message: str = Field(default="", max_length=CONDITION_MESSAGE_MAX, description="A sentence for a person.")
 
 
 CONDITIONS_EXTRA: dict[str, Any] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from orderflow.api.common import Condition, ConditionStatus
+from orderflow.api.common import CONDITION_MESSAGE_MAX, Condition, ConditionStatus
 
 Cond = tuple[ConditionStatus, str, str]
 """One condition's status, reason and message."""
@@ -27,7 +27,12 @@ def set_condition(
     generation: int,
     now: datetime.datetime,
 ) -> None:
-    """Set one condition in place; its lastTransitionTime moves only when its status changes."""
+    """Set one condition in place; its lastTransitionTime moves only when its status changes.
+
+    As Flux's conditions helper does: a message longer than the API allows (a long API error, say)
+    is cut, not refused, and the list stays in one order (kstatus's three first, then by type), so
+    the same state is always written the same way."""
+    message = trim(message)
     for i, existing in enumerate(conditions):
         if existing.type == type_:
             moved = existing.status != status
@@ -50,6 +55,20 @@ def set_condition(
             last_transition_time=now,
         )
     )
+    conditions.sort(key=_order)
+
+
+_FIRST = ("Ready", "Reconciling", "Stalled")
+CUT = " … (cut)"
+
+
+def _order(condition: Condition) -> tuple[int, str]:
+    return (_FIRST.index(condition.type) if condition.type in _FIRST else len(_FIRST), condition.type)
+
+
+def trim(message: str, most: int = CONDITION_MESSAGE_MAX) -> str:
+    """``message`` within ``most`` characters: its start, and a mark that the rest was cut."""
+    return message if len(message) <= most else message[: most - len(CUT)] + CUT
 
 
 def get_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:

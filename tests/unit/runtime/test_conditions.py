@@ -71,12 +71,36 @@ def test_stalled_is_neither_ready_nor_reconciling_and_leaves_the_rest_alone() ->
     conditions: list[Condition] = []
     set_condition(conditions, "Paused", T, "PausedBySignal", "paused", 1, T0)
     set_stalled(conditions, 2, T1, "InvalidSpec", "spec cannot be used")
-    assert read(conditions) == [
-        ("Paused", "True", "PausedBySignal", "paused", 1),
+    assert read(conditions) == [  # kstatus's three first, whatever was set before them
         ("Ready", "False", "InvalidSpec", "spec cannot be used", 2),
         ("Reconciling", "False", "InvalidSpec", "spec cannot be used", 2),
         ("Stalled", "True", "InvalidSpec", "spec cannot be used", 2),
+        ("Paused", "True", "PausedBySignal", "paused", 1),
     ]
+
+
+def test_the_list_has_one_order_whatever_order_conditions_were_set_in() -> None:
+    one: list[Condition] = []
+    other: list[Condition] = []
+    for type_ in ("Paused", "TargetReachable", "Ready", "Stalled", "Reconciling", "SignalsAcknowledged"):
+        set_condition(one, type_, T, "Why", "", 1, T0)
+    for type_ in ("Reconciling", "SignalsAcknowledged", "Stalled", "Ready", "TargetReachable", "Paused"):
+        set_condition(other, type_, T, "Why", "", 1, T0)
+    assert [c.type for c in one] == [c.type for c in other] == [
+        "Ready", "Reconciling", "Stalled", "Paused", "SignalsAcknowledged", "TargetReachable",
+    ]  # fmt: skip
+
+
+def test_a_message_longer_than_the_api_allows_is_cut_not_refused() -> None:
+    conditions: list[Condition] = []
+    huge = "x" * 40_000  # a long API error, say
+    set_condition(conditions, "Stalled", T, "CreateFailed", huge, 1, T0)
+    (stalled,) = conditions
+    assert len(stalled.message) == 32_768
+    assert stalled.message.startswith("xxx")
+    assert stalled.message.endswith("(cut)")
+    set_condition(conditions, "Stalled", T, "CreateFailed", "short", 1, T0)
+    assert conditions[0].message == "short"
 
 
 def test_a_condition_is_new_until_it_already_says_the_same() -> None:

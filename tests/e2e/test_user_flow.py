@@ -171,6 +171,10 @@ def test_people_with_the_built_in_roles_get_the_kind_through_aggregation(helm: H
         ("order-controller", "retryPolicy.maxAttempts=0", "/retryPolicy/maxAttempts"),
         ("fulfillment-controller", "retryPolicy.backoffFactor=0.5", "/retryPolicy/backoffFactor"),
         ("fulfillment-controller", "activeDeadlineSeconds=0", "/activeDeadlineSeconds"),
+        ("fulfillment-controller", "stepSeconds=fast", "/stepSeconds"),
+        ("order-controller", "retryPolicy.initialIntervalSeconds=0.0", "/retryPolicy/initialIntervalSeconds"),
+        ("order-controller", "resources.limit.memory=1Gi", "/resources"),  # limits, misspelt
+        ("fulfillment-controller", "resources.limits.memory=1Gb", "/resources/limits/memory"),
     ],
 )
 def test_a_bad_value_is_rejected_by_the_values_schema(helm: Helm, chart: str, setting: str, says: str) -> None:
@@ -178,6 +182,28 @@ def test_a_bad_value_is_rejected_by_the_values_schema(helm: Helm, chart: str, se
     assert done.returncode != 0
     assert "values don't meet the specifications of the schema" in done.stderr
     assert says in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("chart", "setting", "variable", "value"),
+    [
+        ("fulfillment-controller", "stepSeconds=0.5", "ORDERFLOW_STEP_SECONDS", "0.5"),
+        ("order-controller", "ackTimeoutSeconds=2.5", "ORDERFLOW_ACK_TIMEOUT", "2.5"),
+        ("order-controller", "retryPolicy.backoffFactor=1.5", "ORDERFLOW_RETRY_BACKOFF_FACTOR", "1.5"),
+    ],
+)
+def test_a_decimal_given_with_set_is_taken(helm: Helm, chart: str, setting: str, variable: str, value: str) -> None:
+    """`--set` passes 0.5 as a string; the schema takes it as the number it means."""
+    (deployment,) = [d for d in render(helm, chart, "--set", setting) if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[variable] == value
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_chart_says_where_it_comes_from(helm: Helm, chart: str) -> None:
+    shown = yaml.safe_load(helm("show", "chart", str(REPO / "charts" / chart)).stdout)
+    assert shown["home"].startswith("https://")
+    assert shown["sources"]
 
 
 @pytest.mark.parametrize("chart", CHARTS)

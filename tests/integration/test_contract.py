@@ -187,6 +187,28 @@ def test_kubectl_patch_of_a_one_way_signal_is_refused_with_the_rule(kubectl: Kub
     assert "spec.cancelled cannot be set back to false" in undo.stderr
 
 
+@pytest.mark.parametrize("apply", [["apply"], ["apply", "--server-side"]], ids=["client-side", "server-side"])
+def test_a_gitops_revert_of_a_cancel_is_refused_as_docs_gitops_says(
+    kubectl: Kubectl, namespace: str, crds_installed: None, apply: list[str]
+) -> None:
+    """Git removes the `cancelled: true` a commit added: the field's default (false) comes back,
+    and the one-way rule refuses it, under either kind of apply (docs/gitops.md)."""
+    manifest = yaml.safe_load((REPO / "examples" / "order.yaml").read_text())
+    kubectl(
+        *apply,
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump({**manifest, "spec": {**manifest["spec"], "cancelled": True}}),
+    )
+    revert = kubectl(*apply, "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=False)
+    assert revert.returncode != 0
+    assert "a cancelled order stays cancelled" in revert.stderr
+    name = manifest["metadata"]["name"]
+    assert kubectl.json("get", "order", name, "-n", namespace)["spec"]["cancelled"] is True
+
+
 def test_the_models_are_the_source_of_kubectl_explain(kubectl: Kubectl, crds_installed: None) -> None:
     order = next(k for k in crdgen.KINDS if k.kind == "Order")
     edited = dataclasses.replace(

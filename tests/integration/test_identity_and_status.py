@@ -275,6 +275,11 @@ def test_kstatus_reads_every_state_as_the_docs_table_says(
     kubectl.apply(order("invalid", items=[{"sku": "A-1", "quantity": 1001}]), "-n", namespace)
     kubectl.apply(order("elsewhere", picking=600), "-n", namespace)
     kubectl.apply(hand_made("not-started"), "-n", namespace)
+    kubectl.apply(order("late"), "-n", namespace)
+    wait_for(lambda: crs.get("orders", "late").get("status", {}).get("phase"), lambda p: p == "Completed")
+    patch(kubectl, namespace, "order", "late", '{"cancelled": true}')  # after it shipped: refused, said
+    wait_for(lambda: condition(crs.get("orders", "late"), "Ready").get("message", ""), lambda m: "too late" in m,
+             what="the late cancel said in Ready")  # fmt: skip
     for name in ("cancelled", "elsewhere", "failed"):
         wait_for(lambda n=name: crs.get("fulfillments", n).get("status", {}).get("phase"), lambda p: p == "Picking",
                  what=f"{name} Picking")  # fmt: skip
@@ -290,10 +295,10 @@ def test_kstatus_reads_every_state_as_the_docs_table_says(
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "fulfillment/not-started", "--timeout=60s")
 
     orders = kstatus(kubectl, namespace, "order", "done", "running", "paused", "cancelled", "failed", "invalid",
-                     "elsewhere")  # fmt: skip
+                     "elsewhere", "late")  # fmt: skip
     assert orders == {
         "done": "Current", "running": "InProgress", "paused": "Current", "cancelled": "Current",
-        "failed": "Failed", "invalid": "Failed", "elsewhere": "Failed",
+        "failed": "Failed", "invalid": "Failed", "elsewhere": "Failed", "late": "Current",
     }  # fmt: skip
     fulfillments = kstatus(kubectl, namespace, "fulfillment", "done", "running", "paused", "cancelled",
                            "elsewhere", "not-started")  # fmt: skip
@@ -303,7 +308,7 @@ def test_kstatus_reads_every_state_as_the_docs_table_says(
     }  # fmt: skip
     assert argo_health(kubectl, namespace, "order", *orders) == {
         "done": "Healthy", "running": "Progressing", "paused": "Suspended", "cancelled": "Healthy",
-        "failed": "Degraded", "invalid": "Degraded", "elsewhere": "Degraded",
+        "failed": "Degraded", "invalid": "Degraded", "elsewhere": "Degraded", "late": "Healthy",
     }  # fmt: skip
     assert argo_health(kubectl, namespace, "fulfillment", *fulfillments) == {
         "done": "Healthy", "running": "Progressing", "paused": "Suspended", "cancelled": "Healthy",

@@ -37,6 +37,8 @@ ORDER_LABEL = "orderflow.dev/order"
 MAX_UNITS_PER_ORDER = 1_000
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
 
+TOO_LATE = "the cancel came too late: the parcel had already shipped"
+
 
 @dataclasses.dataclass(frozen=True)
 class ObservedOrder:
@@ -775,6 +777,13 @@ def _mirror(
             f"it shipped before the cancel for the deadline reached it ({due})"
         )
         ready = (T, "Completed", message)
+    elif phase is OrderPhase.COMPLETED and spec.cancelled:
+        # Done, and nothing a person can change: Current, as kstatus reads it, but said where
+        # people look, since the spec asked for something that did not happen.
+        message = f"shipped; tracking number {fs.tracking_number}; {TOO_LATE}"
+        ready = (T, "Completed", message)
+        if newly(before.conditions, "Ready", T, "Completed", TOO_LATE):
+            events.append(Event("Warning", "CancelTooLate", f"the cancel was refused: {TOO_LATE}"))
     elif phase is OrderPhase.COMPLETED:
         ready = (T, "Completed", f"shipped; tracking number {fs.tracking_number}")
     elif phase is OrderPhase.FAILED and missed and fs.phase.value == "Cancelled":

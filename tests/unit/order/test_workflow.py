@@ -797,3 +797,15 @@ def test_an_order_cancelled_before_its_fulfillment_exists_is_not_a_missed_deadli
     assert s.phase is OrderPhase.CANCELLED
     assert s.deadline_exceeded_at is None
     assert "DeadlineExceeded" not in [e.reason for e in decision.events]
+
+
+def test_a_cancel_that_came_after_shipping_is_said_in_ready_and_warned_once() -> None:
+    first = wf.decide(order(created(), cancelled=True), completed_fulfillment(cancelled=True), T0, ACK)
+    assert first.status is not None
+    assert first.status.phase is OrderPhase.COMPLETED
+    ready = next(c for c in first.status.conditions if c.type == "Ready")
+    assert (ready.status.value, ready.reason) == ("True", "Completed")  # done: nothing a person can change
+    assert "the cancel came too late" in ready.message
+    assert [e.reason for e in first.events if e.type == "Warning"] == ["CancelTooLate"]
+    again = wf.decide(order(first.status, cancelled=True), completed_fulfillment(cancelled=True), T0, ACK)
+    assert [e.reason for e in again.events if e.type == "Warning"] == []

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets clean
+.PHONY: all venv tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets clean
 
 all: test
 
@@ -25,9 +25,14 @@ venv: $(STAMP)
 tools: $(STAMP)
 	$(BIN)/python -m orderflow.dev.cluster.tools
 
+# What only the tests use (actionlint, promtool, kstatus, lua-health): built ahead, so that no
+# test waits minutes for a build. `make demo` never needs them.
+test-tools: tools
+	$(BIN)/python -m orderflow.dev.cluster.tools --tests
+
 # For a cluster that runs Pods: kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
 # containerd v2 and CoreDNS, built once like the control plane (about 7 minutes cold on 2 cores).
-node-tools: tools
+node-tools: test-tools
 	$(BIN)/python -m orderflow.dev.cluster.tools --nodes
 
 # The controllers' image from the Dockerfile, with no registry (buildah, a Debian base built here).
@@ -60,7 +65,7 @@ unit: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-integration: tools
+integration: test-tools
 	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 # Controllers SIGKILLed, the API server restarted, a concurrent writer forcing 409s (minutes).
@@ -72,7 +77,7 @@ node: node-tools
 	$(BIN)/pytest tests/node $(PYTEST_ARGS)
 
 # The README's test command: lint, types, and every test (unit, integration, e2e, faults).
-test: lint typecheck tools
+test: lint typecheck test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The README's demo command: a local control plane, both controllers, one order, cleaned up.

@@ -1,3 +1,7 @@
 """orderflow: loosely coupled order and fulfillment workflows as Kubernetes custom resources."""
 
 __version__ = "0.1.0"
+
+# Neither distribution is on PyPI, where the name `orderflow` belongs to another project: both
+# install from a checkout, the runtime (`.`) and the dev wing (`./packaging/orderflow-dev`).
+DEV_INSTALL = "pip install . ./packaging/orderflow-dev, in a checkout of orderflow (not from PyPI)"

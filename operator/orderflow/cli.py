@@ -1,6 +1,6 @@
 """The ``orderflow`` command: run a controller, write the CRDs, describe an Order's story.
 
-The dev wing (``pip install 'orderflow[dev]'``) adds ``cluster``, ``image`` and ``demo`` through the
+The dev wing (``packaging/orderflow-dev``) adds ``cluster``, ``image`` and ``demo`` through the
 ``orderflow.commands`` entry points; this module never imports it."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+
+from orderflow import DEV_INSTALL
 
 # The dev wing's commands: named when it is missing, so `orderflow demo` says how to get it.
 DEV_COMMANDS = ("cluster", "image", "demo")
@@ -136,7 +138,7 @@ def env_list(name: str) -> list[str]:
 
 DESCRIPTION = (
     "Orders and Fulfillments as Kubernetes custom resources: run a controller, write the CRDs, or describe "
-    "an Order's story. The dev wing (pip install 'orderflow[dev]') adds cluster, image and demo."
+    "an Order's story. The dev wing (packaging/orderflow-dev) adds cluster, image and demo."
 )
 
 
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DEV_COMMANDS and argv[0] not in entry_points(group="orderflow.commands").names:
         print(
-            f"orderflow {argv[0]} is part of the dev wing, which is not installed: pip install 'orderflow[dev]'",
+            f"orderflow {argv[0]} is part of the dev wing, which is not installed: {DEV_INSTALL}",
             file=sys.stderr,
         )
         return 2

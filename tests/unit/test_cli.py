@@ -31,7 +31,7 @@ def test_without_the_dev_wing_its_commands_name_the_extra(
 ) -> None:
     monkeypatch.setattr(cli, "entry_points", lambda group: EntryPoints(()))
     assert cli.main(["demo"]) == 2
-    assert "pip install 'orderflow[dev]'" in capsys.readouterr().err
+    assert "pip install . ./packaging/orderflow-dev" in capsys.readouterr().err
     assert cli.main(["cluster", "up"]) == 2
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["cluster", "up"])  # not a command at all here

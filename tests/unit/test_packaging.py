@@ -139,7 +139,7 @@ def test_the_pytest_plugin_without_its_extra_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "ImportError" in done.stderr
-    assert "pip install 'orderflow[dev]'" in done.stderr
+    assert "pip install . ./packaging/orderflow-dev" in done.stderr
 
 
 def test_the_runtime_wheel_carries_no_dev_wing(runtime_wheel: Wheel) -> None:

@@ -38,3 +38,11 @@ def test_an_unreadable_client_go_version_stops_the_build(monkeypatch: pytest.Mon
     monkeypatch.setattr(tools, "_go", lambda: str(go))
     with pytest.raises(tools.ToolError, match="client-go"):
         tools._helm_version_flags(tmp_path)
+
+
+def test_the_demo_builds_only_the_control_plane_and_the_tests_build_the_rest() -> None:
+    # `make demo` runs `tools` (no flags); `make test` adds --tests, `make e2e` --tests and --nodes.
+    assert set(tools.selection([])) == {"etcd", "kube-apiserver", "kubectl", "helm"}
+    assert {"promtool", "kstatus", "lua-health", "actionlint"} <= set(tools.selection(["--tests"]))
+    assert "kubelet" in tools.selection(["--tests", "--nodes"])
+    assert set(tools.selection(["temporal"])) == {"temporal"}

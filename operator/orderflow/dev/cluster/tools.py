@@ -118,6 +118,9 @@ TOOLS = {
     "helm": Tool(
         "helm", HELM_VERSION, lambda out: _minor_within(out, "", 3, range(14, 100)), ("version", "--short"), recipe=1
     ),
+}
+# Only the tests use these: `make demo` never waits for them (about 3 of a cold demo's 8 minutes).
+TEST_TOOLS = {
     # Checks .github/workflows in the tests.
     "actionlint": Tool(
         "actionlint", ACTIONLINT_VERSION, lambda out: _minor_within(out, "", 1, range(7, 100)), ("-version",)
@@ -165,7 +168,7 @@ PEER_TOOLS = {
         "temporal", TEMPORAL_CLI_VERSION, lambda out: f"temporal version {TEMPORAL_CLI_VERSION} " in out, ("--version",)
     ),
 }
-ALL_TOOLS = {**TOOLS, **NODE_TOOLS, **PEER_TOOLS}
+ALL_TOOLS = {**TOOLS, **TEST_TOOLS, **NODE_TOOLS, **PEER_TOOLS}
 
 
 def cache_dir() -> Path:
@@ -478,17 +481,27 @@ def _build_module_command(
     _run_go(["build", "-v", "-ldflags", flags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m orderflow.dev.cluster.tools [--nodes | NAME ...]` builds ahead of time (CI warm-up):
-    the control plane's tools, with --nodes the node's too, or the tools named (e.g. temporal)."""
-    args = sys.argv[1:] if argv is None else argv
+def selection(args: list[str]) -> dict[str, Tool]:
+    """The tools ``main`` builds for these arguments."""
     named = [a for a in args if not a.startswith("-")]
     unknown = [name for name in named if name not in ALL_TOOLS]
     if unknown:
         raise SystemExit(f"no tool {', '.join(unknown)}: one of {', '.join(ALL_TOOLS)}")
-    group = (
-        {name: ALL_TOOLS[name] for name in named} if named else {**TOOLS, **NODE_TOOLS} if "--nodes" in args else TOOLS
-    )
+    if named:
+        return {name: ALL_TOOLS[name] for name in named}
+    group = dict(TOOLS)
+    if "--tests" in args:
+        group.update(TEST_TOOLS)
+    if "--nodes" in args:
+        group.update(NODE_TOOLS)
+    return group
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m orderflow.dev.cluster.tools [--tests] [--nodes] [NAME ...]` builds ahead of time
+    (CI warm-up): the control plane's tools; with --tests also those only the tests use, with
+    --nodes the node's too; or the tools named (e.g. temporal)."""
+    group = selection(sys.argv[1:] if argv is None else argv)
     for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True), group).items():
         print(f"{name}: {path}")
 

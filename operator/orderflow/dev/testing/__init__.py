@@ -6,11 +6,13 @@ at import, by name, instead of failing later on whichever import comes first.
 
 from importlib.util import find_spec
 
+from orderflow import DEV_INSTALL
+
 _NEEDS = ("pytest", "kubernetes")  # the plugin's imports beyond the controllers' own dependencies
 _missing = [name for name in _NEEDS if find_spec(name) is None]
 if _missing:
     raise ImportError(
         f"orderflow.dev.testing (the pytest plugin) needs {' and '.join(_missing)}: "
-        "install the dev wing, pip install 'orderflow[dev]'",
+        f"install the dev wing: {DEV_INSTALL}",
         name=_missing[0],
     )

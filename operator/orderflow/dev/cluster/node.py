@@ -21,9 +21,10 @@ namespace of its own.
 Everything of the cluster lives in its work directory and ``/run/orderflow-<id>``; runc's state,
 the CNI network namespaces and containerd's socket are placed there too (not in the host's
 defaults), so ``down`` removes one directory tree, one network namespace and the ``kubepods``
-cgroups kubelet made, and a test checks that nothing else is left. ``../NODE.md`` in the design
-notes has the facts behind each choice (cgroup v1, the missing ``CAP_SYS_RESOURCE``, DNS for
-Kopf's in-cluster login).
+cgroups kubelet made, and a test checks that nothing else is left. The facts behind each choice
+are commented where it is made: this machine's cgroup v1 (kubelet's ``failCgroupV1``), the
+missing ``CAP_SYS_RESOURCE`` (containerd's ``restrict_oom_score_adj``), and cluster DNS for
+Kopf's in-cluster login (CoreDNS).
 """
 
 from __future__ import annotations

@@ -84,8 +84,12 @@ SIGNAL_ACK_SECONDS = Histogram(
 
 # -- the work queue and reconciles: client-go's and controller-runtime's names ----------------------
 
-WORKQUEUE_ADDS = Counter("workqueue_adds_total", "Total number of adds handled by workqueue.", ["name"])
-WORKQUEUE_RETRIES = Counter("workqueue_retries_total", "Total number of retries handled by workqueue.", ["name"])
+# `controller` and `name` both, as controller-runtime labels its workqueue series (client-go's have
+# `name` only): dashboards written for either select these.
+WORKQUEUE_ADDS = Counter("workqueue_adds_total", "Total number of adds handled by workqueue.", ["controller", "name"])
+WORKQUEUE_RETRIES = Counter(
+    "workqueue_retries_total", "Total number of retries handled by workqueue.", ["controller", "name"]
+)
 RETRIES_EXHAUSTED = Counter(
     "orderflow_retries_exhausted_total",
     "Objects whose reconcile failed as many times in a row as the retry policy allows: each is marked "
@@ -95,19 +99,24 @@ RETRIES_EXHAUSTED = Counter(
 WORKQUEUE_QUEUE_SECONDS = Histogram(
     "workqueue_queue_duration_seconds",
     "How long in seconds an item stays in workqueue before being requested.",
-    ["name"],
+    ["controller", "name"],
     buckets=_QUEUE_BUCKETS,
 )
 WORKQUEUE_WORK_SECONDS = Histogram(
     "workqueue_work_duration_seconds",
     "How long in seconds processing an item from workqueue takes.",
-    ["name"],
+    ["controller", "name"],
     buckets=_QUEUE_BUCKETS,
 )
 RECONCILES = Counter(
     "controller_runtime_reconcile_total",
     "Total number of reconciliations per controller, by result: success, error, requeue, requeue_after.",
     ["controller", "result"],
+)
+RECONCILE_ERRORS_CR = Counter(
+    "controller_runtime_reconcile_errors_total",
+    "Total number of reconciliation errors per controller.",
+    ["controller"],
 )
 RECONCILE_SECONDS = Histogram(
     "controller_runtime_reconcile_time_seconds",
@@ -139,15 +148,15 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "(condition SignalsAcknowledged, reason NotAcknowledged).",
         ("controller",),
     ),
-    "workqueue_depth": ("Current depth of workqueue.", ("name",)),
+    "workqueue_depth": ("Current depth of workqueue.", ("controller", "name")),
     "workqueue_unfinished_work_seconds": (
         "How many seconds of work has been done that is in progress and hasn't been observed by "
         "work_duration. Large values indicate stuck threads.",
-        ("name",),
+        ("controller", "name"),
     ),
     "workqueue_longest_running_processor_seconds": (
         "How many seconds has the longest running processor for workqueue been running.",
-        ("name",),
+        ("controller", "name"),
     ),
     "controller_runtime_active_workers": ("Number of currently used workers per controller.", ("controller",)),
     "controller_runtime_max_concurrent_reconciles": (
@@ -255,14 +264,29 @@ def track_queue(queue: QueueState) -> None:
     def readings() -> Iterator[Reading]:
         now = time.monotonic()
         running = [max(0.0, now - started) for started in queue.running_since()]
-        yield "workqueue_depth", (queue.name,), queue.depth()
-        yield "workqueue_unfinished_work_seconds", (queue.name,), sum(running)
-        yield "workqueue_longest_running_processor_seconds", (queue.name,), max(running, default=0.0)
+        both = (queue.name, queue.name)  # controller, name
+        yield "workqueue_depth", both, queue.depth()
+        yield "workqueue_unfinished_work_seconds", both, sum(running)
+        yield "workqueue_longest_running_processor_seconds", both, max(running, default=0.0)
         yield "controller_runtime_active_workers", (queue.name,), len(running)
         yield "controller_runtime_max_concurrent_reconciles", (queue.name,), queue.workers
 
     _gauges.sources[("queue", queue.name)] = readings
     _tracked[queue.name] = queue
+
+
+RESULTS = ("success", "error", "requeue", "requeue_after")
+
+
+def prime(controller: str) -> None:
+    """Every counter a controller's alerts and dashboards read, at 0 from the start: a series with
+    no sample shows "No data", and ``increase()`` misses its first event."""
+    for result in RESULTS:
+        RECONCILES.labels(controller, result)
+    for counter in (RECONCILE_ERRORS, RECONCILE_ERRORS_CR, CONFLICTS, RETRIES_EXHAUSTED):
+        counter.labels(controller)
+    for counter in (WORKQUEUE_ADDS, WORKQUEUE_RETRIES):
+        counter.labels(controller, controller)
 
 
 def untrack_queue(queue: QueueState) -> None:

@@ -60,6 +60,7 @@ class WorkQueue(Generic[K]):
         give_up: GiveUp[K] | None = None,
     ) -> None:
         self.name = name
+        metrics.prime(name)
         self._reconcile = reconcile
         self.workers = workers
         self.retry = retry or RetryPolicy()
@@ -97,7 +98,7 @@ class WorkQueue(Generic[K]):
         self._dirty.add(key)
         if not low_priority:
             self._dirty_urgent.add(key)
-        metrics.WORKQUEUE_ADDS.labels(self.name).inc()
+        metrics.WORKQUEUE_ADDS.labels(self.name, self.name).inc()
         self._added_at.setdefault(key, time.monotonic())
         self._enqueue(key)
 
@@ -186,7 +187,7 @@ class WorkQueue(Generic[K]):
             key = await self._next()
             started = time.monotonic()
             added = self._added_at.pop(key, started)
-            metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name).observe(started - added)
+            metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name, self.name).observe(started - added)
             self._dirty.discard(key)
             self._dirty_urgent.discard(key)
             self._processing.add(key)
@@ -205,7 +206,7 @@ class WorkQueue(Generic[K]):
             finally:
                 elapsed = time.monotonic() - started
                 metrics.RECONCILE_SECONDS.labels(self.name).observe(elapsed)
-                metrics.WORKQUEUE_WORK_SECONDS.labels(self.name).observe(elapsed)
+                metrics.WORKQUEUE_WORK_SECONDS.labels(self.name, self.name).observe(elapsed)
                 self._running.pop(key, None)
                 self._processing.discard(key)
                 if key in self._dirty:
@@ -216,12 +217,13 @@ class WorkQueue(Generic[K]):
         self._failures[key] = failures
         metrics.RECONCILES.labels(self.name, "error").inc()
         metrics.RECONCILE_ERRORS.labels(self.name).inc()
+        metrics.RECONCILE_ERRORS_CR.labels(self.name).inc()
         attempts = f"attempt {failures} of {self.retry.max_attempts}"
         if not self.retry.exhausted(failures):
             delay = self.retry.delay(failures)
             level = logging.INFO if isinstance(exc, RetryLater) else logging.WARNING
             log.log(level, "reconcile of %s failed (%s), %s; next in %.1fs", key, exc, attempts, delay)
-            metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
+            metrics.WORKQUEUE_RETRIES.labels(self.name, self.name).inc()
             self.add_after(key, delay)
             return
         if failures > self.retry.max_attempts:

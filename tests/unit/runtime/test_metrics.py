@@ -50,10 +50,10 @@ def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runt
         queue.add("slow")  # while it runs: waits for it, counted in the depth
         queue.add("slow")  # folded into the add before: neither an add nor depth
         await asyncio.sleep(0.02)
-        seen["depth"] = value("workqueue_depth", name=name)
+        seen["depth"] = value("workqueue_depth", controller=name, name=name)
         seen["active"] = value("controller_runtime_active_workers", controller=name)
-        seen["longest"] = value("workqueue_longest_running_processor_seconds", name=name)
-        seen["unfinished"] = value("workqueue_unfinished_work_seconds", name=name)
+        seen["longest"] = value("workqueue_longest_running_processor_seconds", controller=name, name=name)
+        seen["unfinished"] = value("workqueue_unfinished_work_seconds", controller=name, name=name)
         seen["max"] = value("controller_runtime_max_concurrent_reconciles", controller=name)
         release.set()
         for key in ("fails", "again"):
@@ -61,9 +61,9 @@ def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runt
         while calls.get("fails", 0) < 2 or calls.get("slow", 0) < 2 or "again" not in calls:
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.02)
-        seen["idle depth"] = value("workqueue_depth", name=name)
+        seen["idle depth"] = value("workqueue_depth", controller=name, name=name)
         await queue.stop()
-        seen["after stop"] = value("workqueue_depth", name=name)
+        seen["after stop"] = value("workqueue_depth", controller=name, name=name)
         return seen
 
     seen = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
@@ -76,15 +76,28 @@ def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runt
     assert seen["idle depth"] == 0
     assert seen["after stop"] is None  # a stopped queue is not reported
     # slow twice, fails twice (the second one is the retry), again once
-    assert value("workqueue_adds_total", name=name) == 5
-    assert value("workqueue_retries_total", name=name) == 1
-    assert value("workqueue_queue_duration_seconds_count", name=name) == 5
-    assert value("workqueue_work_duration_seconds_count", name=name) == 5
+    assert value("workqueue_adds_total", controller=name, name=name) == 5
+    assert value("workqueue_retries_total", controller=name, name=name) == 1
+    assert value("workqueue_queue_duration_seconds_count", controller=name, name=name) == 5
+    assert value("workqueue_work_duration_seconds_count", controller=name, name=name) == 5
     assert value("controller_runtime_reconcile_total", controller=name, result="success") == 3
     assert value("controller_runtime_reconcile_total", controller=name, result="error") == 1
     assert value("controller_runtime_reconcile_total", controller=name, result="requeue_after") == 1
     assert value("controller_runtime_reconcile_time_seconds_count", controller=name) == 5
     assert value("orderflow_reconcile_errors_total", controller=name) == 1  # the alerts' series, kept
+    assert value("controller_runtime_reconcile_errors_total", controller=name) == 1
+
+
+def test_a_new_controllers_counters_read_zero_before_anything_happens() -> None:
+    name = unique()
+    WorkQueue(name, lambda key: None)  # type: ignore[arg-type, return-value]
+    for result in ("success", "error", "requeue", "requeue_after"):
+        assert value("controller_runtime_reconcile_total", controller=name, result=result) == 0
+    for counter in ("controller_runtime_reconcile_errors_total", "orderflow_reconcile_errors_total",
+                    "orderflow_write_conflicts_total", "orderflow_retries_exhausted_total"):  # fmt: skip
+        assert value(counter, controller=name) == 0, counter
+    assert value("workqueue_adds_total", controller=name, name=name) == 0
+    assert value("workqueue_retries_total", controller=name, name=name) == 0
 
 
 def test_unacknowledged_signals_are_orders_whose_ack_timed_out() -> None:

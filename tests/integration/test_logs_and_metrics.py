@@ -3,14 +3,19 @@ the start-up line to the shutdown line after SIGTERM, and their metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.request
+import uuid
 from typing import Any
+
+import pykube
 
 from orderflow.dev import manifests
 from orderflow.dev.cluster.controlplane import free_port
-from orderflow.dev.testing.plugin import Controllers, Kubectl, wait_for
+from orderflow.dev.testing.plugin import Cluster, Controllers, Kubectl, wait_for
+from orderflow.runtime.client import AsyncKube, Kube
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 Square", "city": "London", "postalCode": "SW1Y 4JH", "country": "GB"}
 EMAIL = "ada@example.com"
@@ -119,3 +124,29 @@ def test_logs_from_start_to_sigterm_in_json_and_text_and_the_metrics(
         assert not [
             value for value in (EMAIL, ADDRESS["name"], ADDRESS["street"], ADDRESS["postalCode"]) if value in log
         ]
+
+
+def test_events_repeat_as_a_count_and_one_object_cannot_flood_them(
+    control_plane: Cluster, kubectl: Kubectl, namespace: str
+) -> None:
+    """client-go's recorder, on the real API server: the same Event twice is one object whose
+    count is 2, and an object gets a burst of 25 Events before the rest are dropped."""
+    api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(control_plane.kubeconfig)))
+    kube = AsyncKube(Kube(api, manager="order-controller"), "order-controller")
+    order = {"apiVersion": "orderflow.dev/v1alpha1", "kind": "Order",
+             "metadata": {"name": "noisy", "namespace": namespace, "uid": str(uuid.uuid4())}}  # fmt: skip
+
+    async def scenario() -> None:
+        for _ in range(2):
+            kube.event(order, "Normal", "Paused", "paused during Picking")
+            await kube.flush()
+        for i in range(40):
+            kube.event(order, "Warning", "Flapping", f"flapping {i}")
+        await kube.flush()
+
+    asyncio.run(scenario())
+    events = kubectl.json("get", "events", "-n", namespace)["items"]
+    (paused,) = [e for e in events if e["reason"] == "Paused"]
+    assert paused["count"] == 2
+    assert paused["lastTimestamp"] >= paused["firstTimestamp"]
+    assert len([e for e in events if e["reason"] == "Flapping"]) == 25 - 2  # the burst, both Paused posts included

@@ -25,10 +25,13 @@ import requests
 
 from orderflow.api.common import API_VERSION
 from orderflow.runtime import metrics
+from orderflow.runtime.events import Correlator, Drop, Event, Increment
 
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+# Event posts that may wait for a slow API server at once; more are dropped, not queued without end.
+MAX_PENDING_EVENTS = 1000
 
 
 class ApiError(Exception):
@@ -271,10 +274,11 @@ class Kube:
 
     # -- Events ------------------------------------------------------------------------------
 
-    def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> None:
+    def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> str:
+        """Post a new Event about ``obj``; returns its name."""
         meta = obj["metadata"]
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # Events keep seconds
-        self._request(
+        created = self._request(
             "POST",
             "events",
             meta["namespace"],
@@ -299,6 +303,14 @@ class Kube:
                 "count": 1,
             },
         )
+        return str(created["metadata"]["name"])
+
+    def count_event(self, namespace: str, name: str, count: int) -> None:
+        """The same Event happened again: raise its ``count`` and move its ``lastTimestamp``, as
+        client-go's recorder does instead of posting a copy."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"count": count, "lastTimestamp": now}
+        self._request("PATCH", f"events/{name}", namespace, version="v1", body=patch, content_type=MERGE_PATCH)
 
 
 class KubeClient(Protocol):
@@ -331,6 +343,9 @@ class AsyncKube:
         self.sync = kube
         self.component = component
         self._background: set[asyncio.Task[None]] = set()
+        self._events = Correlator()
+        metrics.EVENTS_DROPPED.labels(component, "rate-limited")
+        metrics.EVENTS_DROPPED.labels(component, "backlog")
 
     async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.sync.find, plural, namespace, name)
@@ -354,15 +369,41 @@ class AsyncKube:
         await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version, uid)
 
     def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Post an Event in the background: a lost Event must never hold up or fail a reconcile."""
+        """Post an Event in the background: a lost Event must never hold up or fail a reconcile.
+
+        As client-go's recorder does: each object gets a burst of Events and then one per few
+        minutes, the same Event again raises the count of the one posted, and at most
+        ``MAX_PENDING_EVENTS`` posts wait for a slow API server; the rest are dropped (counted in
+        ``orderflow_events_dropped_total``)."""
+        meta = obj["metadata"]
+        uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta['name']}")
+        wanted = Event(type_, reason, message)
+        posting = self._events.decide(uid, wanted, time.monotonic())
+        if isinstance(posting, Drop):
+            metrics.EVENTS_DROPPED.labels(self.component, "rate-limited").inc()
+            return
+        if len(self._background) >= MAX_PENDING_EVENTS:
+            metrics.EVENTS_DROPPED.labels(self.component, "backlog").inc()
+            return
 
         async def post() -> None:
             try:
-                await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
+                if isinstance(posting, Increment):
+                    try:
+                        await asyncio.to_thread(self.sync.count_event, meta["namespace"], posting.name, posting.count)
+                        return
+                    except NotFound:  # expired (an Event lives an hour by default): post it anew
+                        self._events.gone(uid, wanted)
+                name = await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
+                self._events.created(uid, wanted, name)
             except Exception as exc:  # Events are best effort, as in client-go's recorder
-                meta = obj["metadata"]
                 log.warning("could not post Event %s on %s/%s: %s", reason, meta.get("namespace"), meta["name"], exc)
 
         task = asyncio.get_running_loop().create_task(post())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def flush(self) -> None:
+        """Wait for the Events being posted now."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -75,6 +75,12 @@ TARGET_WATCH_RESTARTS = Counter(
     "Order controller: times the list and watch of a target's Fulfillments failed and started again.",
     ["controller", "target"],
 )
+EVENTS_DROPPED = Counter(
+    "orderflow_events_dropped_total",
+    "Events not posted: rate-limited (the object had its burst of Events, then one per 5 minutes, as "
+    "client-go's recorder allows) or backlog (too many posts waiting for the API server).",
+    ["controller", "reason"],
+)
 SIGNAL_ACK_SECONDS = Histogram(
     "orderflow_signal_ack_seconds",
     "Time from sending a signal to the Fulfillment acknowledging it (observedGeneration).",

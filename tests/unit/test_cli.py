@@ -3,11 +3,15 @@ say how to get them when it is not installed."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from importlib.metadata import EntryPoints
+from typing import Any
 
 import pytest
 
 from orderflow import cli
+from orderflow.runtime import peering
 
 
 def test_each_controller_takes_its_own_options_and_not_the_others() -> None:
@@ -55,3 +59,49 @@ def test_a_retry_policy_that_cannot_work_stops_the_controller_before_it_starts(
 ) -> None:
     assert cli.main(["run", "order", "--retry-max-attempts", "0"]) == 2
     assert "maximum attempts must be at least 1" in capsys.readouterr().err
+
+
+@pytest.fixture
+def kopf_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """``orderflow run`` up to Kopf: what it hands ``kopf.run``, with no API server and no Kopf."""
+    import kopf
+
+    from orderflow.runtime.client import Kube
+
+    called: dict[str, Any] = {}
+    monkeypatch.setattr(Kube, "from_env", classmethod(lambda cls: cls(None)))
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: called.update(kwargs))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the controller sets up logging its own way
+    try:
+        yield called
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize("controller", ["order", "fulfillment"])
+def test_the_peering_lifetime_reaches_kopfs_settings(
+    kopf_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch, controller: str
+) -> None:
+    assert cli.main(["run", controller, "--peering", "p", "--peering-lifetime", "20"]) == 0
+    assert kopf_run["settings"].peering.lifetime == 20
+    assert kopf_run["peering_name"] == "p"  # kopf.run adds the name to the same settings
+    monkeypatch.setenv("ORDERFLOW_PEERING_LIFETIME", "30")  # as the charts pass it
+    assert cli.main(["run", controller, "--peering", "p"]) == 0
+    assert kopf_run["settings"].peering.lifetime == 30
+    monkeypatch.delenv("ORDERFLOW_PEERING_LIFETIME")
+    assert cli.main(["run", controller, "--peering", "p"]) == 0
+    assert kopf_run["settings"].peering.lifetime == cli.DEFAULT_PEERING_LIFETIME == peering.DEFAULT_LIFETIME
+
+
+def test_a_peering_lifetime_kopf_cannot_keep_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, env in ((["--peering-lifetime", "5"], None), ([], "9")):
+        if env:
+            monkeypatch.setenv("ORDERFLOW_PEERING_LIFETIME", env)
+        with pytest.raises(SystemExit) as exited:
+            cli.parser().parse_args(["run", "order", "--peering", "p", *argv])
+        assert exited.value.code == 2
+        assert "the peering lifetime must be at least 10 seconds" in capsys.readouterr().err

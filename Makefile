@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets clean
+.PHONY: all venv tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover clean
 
 all: test
 
@@ -105,6 +105,13 @@ bench-deadlines: tools
 # Across clusters (docs/benchmarks.md, "Across clusters"): two control planes, a target (3 minutes).
 bench-targets: tools
 	$(BIN)/python -m orderflow.dev.bench.targets --orders 500
+
+# Failover after a crash (docs/benchmarks.md, "Failover after a crash"): two order-controller
+# replicas as processes, the working one SIGKILLed 5 times with Kopf's 60 s peering lifetime and 5
+# with the default, 15 s (about 13 minutes). On Pods: FAILOVER_ARGS="--kubeconfig K ..." (the
+# module's help, and docs/deploy.md, High availability).
+bench-failover: tools
+	$(BIN)/python -m orderflow.dev.bench.failover --lifetimes 60 15 --trials 5 $(FAILOVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orderflow import DEV_INSTALL
 
+DEFAULT_PEERING_LIFETIME = 15  # orderflow.runtime.peering.DEFAULT_LIFETIME, without importing the runtime here
 # The dev wing's commands: named when it is missing, so `orderflow demo` says how to get it.
 DEV_COMMANDS = ("cluster", "image", "demo")
 
@@ -46,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         readiness=args.readiness,
         peering=args.peering,
         priority=args.priority,
+        peering_lifetime=args.peering_lifetime,
         metrics_port=args.metrics_port,
         metrics_bind_address=args.metrics_bind_address,
         verbose=args.verbose,
@@ -127,6 +129,16 @@ def _http_endpoint(url: str) -> str:
     return url
 
 
+def _peering_lifetime(value: str) -> int:
+    """An argparse type: a peering lifetime Kopf can keep (a usage error otherwise)."""
+    from orderflow.runtime.peering import check_lifetime
+
+    try:
+        return check_lifetime(int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -203,6 +215,16 @@ def parser() -> argparse.ArgumentParser:
         default=_env_int("ORDERFLOW_PRIORITY"),
         help="Kopf peering priority: the live replica of highest priority works (env ORDERFLOW_PRIORITY); "
         "default: by start time, so the longest-running replica works; 0 or more outranks every default",
+    )
+    common.add_argument(
+        "--peering-lifetime",
+        type=_peering_lifetime,
+        # A string default goes through the type too: a bad ORDERFLOW_PEERING_LIFETIME is a usage error.
+        default=os.environ.get("ORDERFLOW_PEERING_LIFETIME") or str(DEFAULT_PEERING_LIFETIME),
+        metavar="SECONDS",
+        help="with --peering: how long a replica's record lasts unless renewed, so how soon after a crash "
+        f"the standby takes over (env ORDERFLOW_PEERING_LIFETIME; default {DEFAULT_PEERING_LIFETIME}, at least "
+        "10; Kopf renews it every lifetime minus 5-10 s)",
     )
     common.add_argument(
         "--metrics-port",

@@ -412,3 +412,21 @@ def test_the_order_charts_targets_reach_the_controller_and_open_only_their_secre
     # Without targets: no declaration, no Secret read, as before.
     plain = render(helm, "order-controller")
     assert not [d for d in plain if d["kind"] == "ConfigMap" or d["metadata"]["name"].endswith("-target-kubeconfigs")]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_the_peering_lifetime_reaches_the_replicas(helm: Helm, chart: str) -> None:
+    def args(*settings: str) -> list[str]:
+        (container,) = only(render(helm, chart, *settings), "Deployment")["spec"]["template"]["spec"]["containers"]
+        return [arg for arg in container["args"] if arg.startswith("--peering")]
+
+    name = f"{chart}-peering"
+    assert args("--set", "replicas=2") == [f"--peering={name}", "--peering-lifetime=15"]
+    assert args("--set", "replicas=2", "--set", "peeringLifetimeSeconds=30") == [
+        f"--peering={name}",
+        "--peering-lifetime=30",
+    ]
+    assert args() == []  # standalone: no peering, no lifetime
+    done = helm.template(chart, "--set", "replicas=2", "--set", "peeringLifetimeSeconds=5", check=False)
+    assert done.returncode != 0
+    assert "/peeringLifetimeSeconds" in done.stderr

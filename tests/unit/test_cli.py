@@ -3,11 +3,16 @@ say how to get them when it is not installed."""
 
 from __future__ import annotations
 
+import logging
+import types
+from collections.abc import Iterator
 from importlib.metadata import EntryPoints
+from typing import Any
 
 import pytest
 
 from orderflow import cli
+from orderflow.runtime import peering
 
 
 def test_each_controller_takes_its_own_options_and_not_the_others() -> None:
@@ -87,3 +92,50 @@ def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "``" not in out
     assert "describe" in out
+
+
+@pytest.fixture
+def kopf_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """``orderflow run`` up to Kopf: what it hands ``kopf.run``, with no API server and no Kopf."""
+    import kopf
+
+    from orderflow.runtime.client import Kube
+
+    called: dict[str, Any] = {}
+    no_server = types.SimpleNamespace(session=types.SimpleNamespace(headers={}), url="")  # never asked
+    monkeypatch.setattr(Kube, "from_env", classmethod(lambda cls: cls(no_server)))
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: called.update(kwargs))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the controller sets up logging its own way
+    try:
+        yield called
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize("controller", ["order", "fulfillment"])
+def test_the_peering_lifetime_reaches_kopfs_settings(
+    kopf_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch, controller: str
+) -> None:
+    assert cli.main(["run", controller, "--peering", "p", "--peering-lifetime", "20"]) == 0
+    assert kopf_run["settings"].peering.lifetime == 20
+    assert kopf_run["peering_name"] == "p"  # kopf.run adds the name to the same settings
+    monkeypatch.setenv("ORDERFLOW_PEERING_LIFETIME", "30")  # as the charts pass it
+    assert cli.main(["run", controller, "--peering", "p"]) == 0
+    assert kopf_run["settings"].peering.lifetime == 30
+    monkeypatch.delenv("ORDERFLOW_PEERING_LIFETIME")
+    assert cli.main(["run", controller, "--peering", "p"]) == 0
+    assert kopf_run["settings"].peering.lifetime == cli.DEFAULT_PEERING_LIFETIME == peering.DEFAULT_LIFETIME
+
+
+def test_a_peering_lifetime_kopf_cannot_keep_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, env in ((["--peering-lifetime", "5"], None), ([], "9")):
+        if env:
+            monkeypatch.setenv("ORDERFLOW_PEERING_LIFETIME", env)
+        with pytest.raises(SystemExit) as exited:
+            cli.parser().parse_args(["run", "order", "--peering", "p", *argv])
+        assert exited.value.code == 2
+        assert "the peering lifetime must be at least 10 seconds" in capsys.readouterr().err

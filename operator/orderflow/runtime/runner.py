@@ -26,6 +26,7 @@ from orderflow.api.common import GROUP
 from orderflow.runtime import metrics, peering, readiness
 from orderflow.runtime.client import Kube
 from orderflow.runtime.logs import log_handler
+from orderflow.runtime.peering import DEFAULT_LIFETIME as DEFAULT_PEERING_LIFETIME  # `peering` is a field below
 from orderflow.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RunOptions:
     readiness: str | None = None  # ours (orderflow.runtime.readiness), e.g. http://0.0.0.0:8081/readyz
     peering: str | None = None  # Kopf peering name; None: standalone (one replica, strategy Recreate)
     priority: int | None = None  # peering priority; None: by start time (orderflow.runtime.peering)
+    peering_lifetime: int = DEFAULT_PEERING_LIFETIME  # seconds a replica's record lasts unrenewed
     metrics_port: int = 0
     metrics_bind_address: str = metrics.DEFAULT_BIND_ADDRESS
     verbose: bool = False
@@ -64,7 +66,11 @@ def setup_logging(options: RunOptions, stream: IO[str] | None = None) -> None:
 def startup_line(options: RunOptions, priority: int | None) -> tuple[str, dict[str, Any]]:
     """The start-up line's message and its fields: what this process is and how it is set up."""
     where = ",".join(options.namespaces) if options.namespaces else "all"
-    peering_ = f"{options.peering} (priority {priority})" if options.peering else "standalone"
+    peering_ = (
+        f"{options.peering} (priority {priority}, lifetime {options.peering_lifetime}s)"
+        if options.peering
+        else "standalone"
+    )
     served = f"http://{options.metrics_bind_address}:{options.metrics_port}/metrics" if options.metrics_port else "off"
     own = " ".join(f"{key}={value}" for key, value in options.settings.items())
     message = (
@@ -78,6 +84,7 @@ def startup_line(options: RunOptions, priority: int | None) -> tuple[str, dict[s
         **options.settings,
         "peering": options.peering or "standalone",
         "priority": priority,
+        "peeringLifetimeSeconds": options.peering_lifetime if options.peering else None,
         "metrics": served,
     }
     return " ".join(message.split()), fields
@@ -230,6 +237,17 @@ def peering_priority(options: RunOptions) -> int | None:
     return peering.default_priority(time.time_ns() // 1_000_000, random.Random())
 
 
+def kopf_settings(options: RunOptions) -> kopf.OperatorSettings:
+    """Kopf's settings as they must be before it starts: the peering lifetime is read by the first
+    keep-alive, which may run before any start-up handler could set it. ``kopf.run`` adds the
+    peering name, priority and mode to these; the rest is set at start-up (``configure_kopf``)."""
+    settings = kopf.OperatorSettings()
+    # How long this replica's record lasts unrenewed, so how long after a crash the standby takes
+    # over: Kopf renews it 5-10 s before it ends (orderflow.runtime.peering).
+    settings.peering.lifetime = peering.check_lifetime(options.peering_lifetime)
+    return settings
+
+
 def run(registry: kopf.OperatorRegistry, options: RunOptions, kube: Kube, plural: str) -> None:
     """Run the controller until stopped. ``kube`` and ``plural`` (the orderflow.dev kind the
     controller owns) serve the API check behind readiness and create the peering objects."""
@@ -254,6 +272,7 @@ def run(registry: kopf.OperatorRegistry, options: RunOptions, kube: Kube, plural
     try:
         kopf.run(
             registry=registry,
+            settings=kopf_settings(options),
             standalone=options.peering is None,
             peering_name=options.peering,
             priority=priority,

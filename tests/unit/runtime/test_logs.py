@@ -147,7 +147,7 @@ def test_the_start_up_line_says_version_controller_namespaces_and_settings(
     logging.getLogger("orderflow.runtime.runner").info("%s", message, extra={"data": fields})
     assert message == (
         f"starting order-controller {orderflow.__version__}: namespaces=shop,returns workers=4 "
-        "ackTimeoutSeconds=30.0 peering=order-controller-peering (priority -5) "
+        "ackTimeoutSeconds=30.0 peering=order-controller-peering (priority -5, lifetime 15s) "
         "metrics=http://0.0.0.0:9090/metrics log-format=" + log_format
     )
     (line,) = lines(output)

@@ -198,6 +198,84 @@ def test_kopf_resumes_the_standby_when_the_active_record_is_gone_or_expired() ->
     assert kopf_pauses("pod-b", -2, {"pod-a": record(-1, seen_seconds_ago=59), "pod-b": record(-2)})
 
 
+@pytest.mark.parametrize("lifetime", [peering.MIN_LIFETIME, peering.DEFAULT_LIFETIME, peering.KOPF_LIFETIME])
+def test_kopf_renews_a_record_lifetime_minus_5_to_10_seconds_after_the_last(
+    monkeypatch: pytest.MonkeyPatch, lifetime: int
+) -> None:
+    # How much of a crashed replica's lifetime is left when it dies (docs/deploy.md, Failover).
+    from types import SimpleNamespace
+
+    from kopf._core.engines import peering as kopf_peering
+
+    waits: list[float] = []
+
+    class Enough(Exception):
+        pass
+
+    async def touch(**_: Any) -> None:
+        pass
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 300:  # every draw of randint(5, 10) many times over
+            raise Enough
+
+    fake = SimpleNamespace(sleep=sleep, shield=asyncio.shield, CancelledError=asyncio.CancelledError)
+    monkeypatch.setattr(kopf_peering, "touch", touch)
+    monkeypatch.setattr(kopf_peering, "asyncio", fake)
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = lifetime
+    with pytest.raises(Enough):
+        asyncio.run(kopf_peering.keepalive(namespace=None, resource=None, identity="me", settings=settings))  # type: ignore[arg-type]
+    shortest, longest = peering.renewal_seconds(lifetime)
+    assert set(waits) == set(range(shortest, longest + 1))
+
+
+def test_a_standby_wakes_when_the_record_it_yields_to_expires_not_at_the_next_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The standby sleeps until the working replica's lastseen + lifetime (that record's own
+    # lifetime), then touches its own record: the write wakes its watch, which finds the peer dead.
+    from kopf._cogs.aiokits.aiotoggles import Toggle
+    from kopf._core.engines import peering as kopf_peering
+
+    slept: list[list[float]] = []
+    touched: list[str] = []
+
+    async def sleep(delays: list[float], wakeup: asyncio.Event | None = None) -> None:
+        slept.append(delays)  # None: slept to the end, nothing woke it
+
+    async def touch(*, identity: str, **_: Any) -> None:
+        touched.append(identity)
+
+    monkeypatch.setattr(kopf_peering.aiotime, "sleep", sleep)
+    monkeypatch.setattr(kopf_peering, "touch", touch)
+    settings = kopf.OperatorSettings()
+    settings.peering.name, settings.peering.priority = "p", -2
+    records = {"pod-a": record(-1, seen_seconds_ago=11, lifetime=15), "pod-b": record(-2, lifetime=15)}
+    asyncio.run(
+        kopf_peering.process_peering_event(
+            raw_event={"type": None, "object": {"metadata": {"name": "p"}, "status": records}},
+            namespace=None,
+            resource=None,  # type: ignore[arg-type]
+            identity=kopf_peering.Identity("pod-b"),
+            settings=settings,
+            autoclean=False,
+            stream_pressure=asyncio.Event(),
+            conflicts_found=Toggle(True),
+        )
+    )
+    ((delay,),) = slept
+    assert 3.5 < delay <= 4.0  # 15 - 11 s: what is left of pod-a's record
+    assert touched == ["pod-b"]
+
+
+def test_a_peering_lifetime_below_ten_seconds_is_refused_with_the_reason() -> None:
+    assert peering.check_lifetime(10) == 10
+    with pytest.raises(ValueError, match="at least 10 seconds, not 9: Kopf renews"):
+        peering.check_lifetime(9)
+
+
 def test_a_restart_lists_in_pages_and_lets_idle_object_workers_go() -> None:
     # What keeps a restart over many objects from holding memory it needs only for a moment
     # (measured by the benchmark's restart; see runner.configure_kopf).

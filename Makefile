@@ -7,19 +7,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover clean
+.PHONY: all venv lock tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover clean
 
 all: test
 
 # Both distributions in editable mode: orderflow (the runtime) and orderflow-dev (the dev wing,
 # which the `dev` extra names), so the checkout is what runs.
-$(STAMP): pyproject.toml packaging/orderflow-dev/pyproject.toml
+# The runtime's dependencies first, exactly as the image has them (the lock, hash-checked), so the
+# tests run what ships.
+$(STAMP): pyproject.toml packaging/orderflow-dev/pyproject.toml packaging/lock/runtime.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r packaging/lock/runtime.txt
 	$(BIN)/pip install --quiet -e ./packaging/orderflow-dev -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The runtime's dependencies, pinned with their hashes, for the image and the venv: run after a
+# change to pyproject.toml's dependencies (or to take newer releases), then commit the result.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --upgrade --generate-hashes --strip-extras --no-header \
+	  --output-file packaging/lock/runtime.txt pyproject.toml
 
 # etcd, kube-apiserver, kubectl and helm: built once from Go modules into ~/.cache/orderflow.
 tools: $(STAMP)

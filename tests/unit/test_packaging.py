@@ -224,3 +224,66 @@ print(orderflow.dev.__file__)
     done = _run_installed(tmp_path, code)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(str(tmp_path)), done.stdout
+
+
+# -- the lock: the image ships what the tests ran ------------------------------------------------
+
+LOCK = ROOT / "packaging" / "lock" / "runtime.txt"
+
+
+def locked() -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) from packaging/lock/runtime.txt."""
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, tuple[str, int]] = {}
+    for block in re.split(r"\n(?=\S)", LOCK.read_text()):
+        match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", block)
+        if match:
+            pins[canonicalize_name(match[1])] = (match[2], block.count("--hash=sha256:"))
+    return pins
+
+
+def test_every_runtime_dependency_is_locked_within_its_range_with_hashes() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = locked()
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        version, _ = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), f"{requirement} but the lock has {version}: make lock"
+    assert all(hashes for _, hashes in pins.values())
+
+
+def test_the_tests_run_the_locked_versions() -> None:
+    from importlib.metadata import version
+
+    different = {name: (pinned, version(name)) for name, (pinned, _) in locked().items() if version(name) != pinned}
+    assert not different, f"installed versions differ from the lock (make venv installs it): {different}"
+
+
+def test_the_image_installs_the_lock_and_nothing_else() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY packaging/lock/runtime.txt" in dockerfile
+    assert "--require-hashes" in dockerfile
+    assert "--no-index --no-deps" in dockerfile
+    assert "packaging/lock/runtime.txt" in image.context_files(ROOT)
+
+
+def test_kopfs_private_class_still_has_the_contract_the_runtime_relies_on() -> None:
+    """ForgetfulMemories overrides ResourceMemories.recall from kopf._core: a Kopf release that
+    changes that method's parameters fails here, not in a user's cluster."""
+    import inspect
+
+    import kopf
+    from kopf._core.reactor.inventory import ResourceMemories
+
+    from orderflow.runtime.runner import ForgetfulMemories
+
+    def shape(method: object) -> list[tuple[str, object, object]]:  # names, kinds, defaults; not annotations
+        return [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]  # type: ignore[arg-type]
+
+    assert shape(ForgetfulMemories.recall) == shape(ResourceMemories.recall)
+    assert "memories" in inspect.signature(kopf.run).parameters

@@ -36,6 +36,7 @@ def test_copy_sources_reads_copy_and_add_but_not_other_stages() -> None:
 
 def test_the_projects_dockerfile_needs_exactly_its_sources() -> None:
     assert image.copy_sources((ROOT / "Dockerfile").read_text()) == [
+        "packaging/lock/runtime.txt",
         "pyproject.toml",
         "README.md",
         "LICENSE",
@@ -130,6 +131,7 @@ def test_the_projects_context_has_no_build_leftovers() -> None:
     assert not [f for f in files if "__pycache__" in f or ".egg-info" in f]
     assert {f for f in files if not f.startswith("operator/")} == {
         "Dockerfile",
+        "packaging/lock/runtime.txt",
         "pyproject.toml",
         "README.md",
         "LICENSE",

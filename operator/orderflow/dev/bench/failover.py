@@ -456,11 +456,12 @@ def run_pods(args: argparse.Namespace) -> list[dict[str, Any]]:
     chart = args.charts / CHARTS[args.controller]
     replicas = Pods(env, args.namespace, args.release, args.controller, chart, args.kill)
     # A release watching named namespaces peers through a KopfPeering in each: time the objects'.
-    try:
-        api.get_cluster_custom_object("kopf.dev", "v1", peering.CLUSTER_PLURAL, f"{args.controller}-controller-peering")
-        peering_namespace = None
-    except client.ApiException:
-        peering_namespace = args.objects_namespace
+    # Read from the release's values: the peering object itself appears only once replicas is 2.
+    values = subprocess.run(
+        ["helm", "get", "values", args.release, "-n", args.namespace, "--all", "-o", "json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    peering_namespace = args.objects_namespace if json.loads(values.stdout).get("watchNamespaces") else None
     try:
         return measure(
             replicas,

@@ -17,7 +17,7 @@ from typing import Any
 from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, due_at, seconds_until_expiry
 from orderflow.api.evidence import unbelievable
 from orderflow.api.fulfillment import KIND as FULFILLMENT_KIND
-from orderflow.api.fulfillment import FulfillmentStatus
+from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentStatus
 from orderflow.api.order import (
     DeletionPolicy,
     FulfillmentState,
@@ -309,7 +309,7 @@ def _decide(
                 name=body["metadata"]["name"],
                 namespace=place.namespace if place.target else None,
                 target=place.name,
-                phase="Pending",
+                phase=FulfillmentPhase.PENDING.value,
             )
             status.signals = SentSignals(
                 paused=order.spec.paused,
@@ -416,7 +416,7 @@ def _deadline(
     status.due_at = due_at(order.created_at, order.spec.active_deadline_seconds)
     if status.due_at is None or status.due_at > now:
         return False
-    shipped = fulfillment is not None and fulfillment.status.phase.value == "Shipped"
+    shipped = fulfillment is not None and fulfillment.status.phase is FulfillmentPhase.SHIPPED
     if shipped and fulfillment and unbelievable(fulfillment.status, fulfillment.uid, fulfillment.cancelled) is None:
         return False  # shipped first: Completed, whenever the order controller gets to see it
     status.deadline_exceeded_at = now
@@ -724,7 +724,7 @@ def _mirror(
         namespace=where.namespace if where else None,
         target=where.target if where else None,
         uid=f.uid,
-        phase=fs.phase.value if fs.observed_generation is not None else "Pending",
+        phase=(fs.phase if fs.observed_generation is not None else FulfillmentPhase.PENDING).value,
         percent=fs.progress.percent if fs.progress else 0,
         current_step=fs.progress.current_step if fs.progress else None,
         paused=fs.paused,
@@ -741,10 +741,10 @@ def _mirror(
         OrderPhase.FULFILLING
         if inconsistent  # not trusted: the fulfillment controller always writes its evidence
         else {
-            "Shipped": OrderPhase.COMPLETED,
-            "Cancelled": OrderPhase.FAILED if missed else OrderPhase.CANCELLED,
-            "Failed": OrderPhase.FAILED,
-        }.get(fs.phase.value, OrderPhase.FULFILLING)
+            FulfillmentPhase.SHIPPED: OrderPhase.COMPLETED,
+            FulfillmentPhase.CANCELLED: OrderPhase.FAILED if missed else OrderPhase.CANCELLED,
+            FulfillmentPhase.FAILED: OrderPhase.FAILED,
+        }.get(fs.phase, OrderPhase.FULFILLING)
     )
     status.phase = phase
     due = f"the order was due at {_when(status.due_at)}" if missed and status.due_at else ""
@@ -754,7 +754,7 @@ def _mirror(
             kind = "Warning" if phase is OrderPhase.FAILED else "Normal"
             if phase is OrderPhase.COMPLETED:
                 detail = f"tracking number {fs.tracking_number}"
-            elif missed and fs.phase.value == "Cancelled":
+            elif missed and fs.phase is FulfillmentPhase.CANCELLED:
                 detail = f"{due}; Fulfillment {f.name} was cancelled"
             else:
                 detail = fs.failure_message or f"fulfillment {fs.phase.value}"
@@ -786,9 +786,9 @@ def _mirror(
             events.append(Event("Warning", "CancelTooLate", f"the cancel was refused: {TOO_LATE}"))
     elif phase is OrderPhase.COMPLETED:
         ready = (T, "Completed", f"shipped; tracking number {fs.tracking_number}")
-    elif phase is OrderPhase.FAILED and missed and fs.phase.value == "Cancelled":
-        was = before.fulfillment.phase if before.fulfillment else None
-        message = f"{due}; Fulfillment {f.name} was cancelled" + (f" during {was}" if was in _AT_WORK else "")
+    elif phase is OrderPhase.FAILED and missed and fs.phase is FulfillmentPhase.CANCELLED:
+        was = mirrored_phase(before)
+        message = f"{due}; Fulfillment {f.name} was cancelled" + (f" during {was}" if was and not was.terminal else "")
         ready, stalled = (F, "DeadlineExceeded", message), (T, "DeadlineExceeded", message)
     elif missed and not phase.terminal:
         message = f"{due}; cancelling Fulfillment {f.name} (now {step})"
@@ -835,7 +835,14 @@ def _mirror(
     )
 
 
-_AT_WORK = ("Pending", "Picking", "Packing")
+def mirrored_phase(status: OrderStatus) -> FulfillmentPhase | None:
+    """The Fulfillment's phase as the Order last mirrored it (status.fulfillment.phase, a string
+    in the contract so that a phase this version does not know is still shown): None if unknown."""
+    phase = status.fulfillment.phase if status.fulfillment else None
+    try:
+        return FulfillmentPhase(phase) if phase is not None else None
+    except ValueError:
+        return None
 
 
 def _acknowledgement(

@@ -27,7 +27,7 @@ from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, KubeClient, NotFound
-from orderflow.runtime.conditions import describe_error, get_condition
+from orderflow.runtime.conditions import get_condition
 from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of
@@ -187,7 +187,7 @@ class OrderController:
             order = _parse(body)
         except ValidationError as exc:
             before = status_of(body, OrderStatus)
-            decision = workflow.invalid_spec(before, generation_of(body), describe_error(exc), now)
+            decision = workflow.reject_spec(before, generation_of(body), exc, now)
             return await self._finish(body, before, decision, now)
 
         there = self._there(order)
@@ -197,7 +197,7 @@ class OrderController:
             # The watch may not have delivered it yet (just started, or just created): ask, and use
             # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(there)
-        fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
+        fulfillment = workflow.FulfillmentAsRead.from_body(fbody) if fbody else None
         decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl, there.where)
         status = decision.status
         done: list[str] = []  # the actions carried out, for the log
@@ -330,7 +330,7 @@ class OrderController:
                 except Conflict:
                     return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
                 return ActionResult()
-            if isinstance(action, workflow.DeleteOrder):
+            if isinstance(action, workflow.Expire):
                 try:  # only the version the decision saw: a changed Order is decided again
                     await self.kube.delete(ORDERS, order.namespace, name, body["metadata"]["resourceVersion"])
                 except Conflict:

@@ -28,7 +28,15 @@ from orderflow.api.order import (
 )
 from orderflow.order.targets import Place, Refusal
 from orderflow.order.targets import fulfillment_name as name_in
-from orderflow.runtime.conditions import NOT_PAUSED, Cond, get_condition, newly, set_condition, set_kstatus
+from orderflow.runtime.conditions import (
+    NOT_PAUSED,
+    Cond,
+    describe_error,
+    get_condition,
+    newly,
+    set_condition,
+    set_kstatus,
+)
 from orderflow.runtime.events import Event
 from orderflow.runtime.reading import generation_of, lenient, status_of
 
@@ -70,7 +78,7 @@ class Link:
 
 
 @dataclasses.dataclass(frozen=True)
-class ObservedFulfillment:
+class FulfillmentAsRead:
     """A Fulfillment as its contract shows it: identity, generation, the signals in spec, status."""
 
     name: str
@@ -84,7 +92,7 @@ class ObservedFulfillment:
     ttl_seconds_after_finished: int | None = None
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ObservedFulfillment:
+    def from_body(cls, body: dict[str, Any]) -> FulfillmentAsRead:
         meta, spec = body["metadata"], body.get("spec") or {}
         return cls(
             name=meta["name"],
@@ -100,7 +108,7 @@ class ObservedFulfillment:
 
 
 def fulfillment_as_read(body: dict[str, Any]) -> dict[str, Any]:
-    """A Fulfillment as this controller's decisions read it (ObservedFulfillment.from_body): its
+    """A Fulfillment as this controller's decisions read it (FulfillmentAsRead.from_body): its
     history, its other conditions and its items and customer are never read here, so the order
     controller's cache does not keep them (less memory per Fulfillment, and less personal data)."""
     spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("items", "customerEmail")}
@@ -139,11 +147,12 @@ class RemoveFinalizer:
 
 
 @dataclasses.dataclass(frozen=True)
-class DeleteOrder:
-    """Its time to live after finishing is over (retention, as Job's ttlSecondsAfterFinished)."""
+class Expire:
+    """Finished, and its time to live after finishing is over: delete the Order (as Job's
+    ttlSecondsAfterFinished). The fulfillment core decides a Fulfillment's expiry the same way."""
 
 
-Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | RemoveFinalizer | DeleteOrder
+Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | RemoveFinalizer | Expire
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +244,7 @@ HERE = Where()
 
 def decide(
     order: ObservedOrder,
-    fulfillment: ObservedFulfillment | None,
+    fulfillment: FulfillmentAsRead | None,
     now: datetime.datetime,
     ack_timeout: float,
     default_ttl: int | None = None,
@@ -257,14 +266,14 @@ def _retain(decision: Decision, ttl: int | None, now: datetime.datetime) -> Deci
     if left is None:
         return decision
     if left <= 0:
-        return dataclasses.replace(decision, actions=(*decision.actions, DeleteOrder()))
+        return dataclasses.replace(decision, actions=(*decision.actions, Expire()))
     requeue = left if decision.requeue_after is None else min(left, decision.requeue_after)
     return dataclasses.replace(decision, requeue_after=requeue)
 
 
 def _decide(
     order: ObservedOrder,
-    fulfillment: ObservedFulfillment | None,
+    fulfillment: FulfillmentAsRead | None,
     now: datetime.datetime,
     ack_timeout: float,
     where: Where = HERE,
@@ -400,7 +409,7 @@ def _decide(
 def _deadline(
     order: ObservedOrder,
     status: OrderStatus,
-    fulfillment: ObservedFulfillment | None,
+    fulfillment: FulfillmentAsRead | None,
     now: datetime.datetime,
     events: list[Event],
 ) -> bool:
@@ -473,7 +482,7 @@ def describe_action(action: Action, name: str) -> str:
         return f"sent signals {', '.join(_describe(k, v) for k, v in sorted(action.spec_patch.items()))}"
     if isinstance(action, DeleteFulfillment):
         return f"deleted Fulfillment {name}"
-    if isinstance(action, DeleteOrder):
+    if isinstance(action, Expire):
         return "deleted the Order (its time to live after finishing is over)"
     return type(action).__name__
 
@@ -523,16 +532,16 @@ def gave_up(
     return Decision(status=blocked(before, generation, reason, message, now), events=events)
 
 
-def invalid_spec(before: OrderStatus, generation: int, problem: str, now: datetime.datetime) -> Decision:
+def reject_spec(status: OrderStatus, generation: int, error: Exception, now: datetime.datetime) -> Decision:
     """A spec the schema let through but this controller cannot read (an older CRD, say)."""
-    message = f"spec cannot be used: {problem}"
+    message = f"spec cannot be used: {describe_error(error)}"
     events = (
-        (Event("Warning", "InvalidSpec", message),) if newly(before.conditions, "Stalled", T, "InvalidSpec") else ()
+        (Event("Warning", "InvalidSpec", message),) if newly(status.conditions, "Stalled", T, "InvalidSpec") else ()
     )
-    return Decision(status=blocked(before, generation, "InvalidSpec", message, now), events=events)
+    return Decision(status=blocked(status, generation, "InvalidSpec", message, now), events=events)
 
 
-def is_ours(order: ObservedOrder, recorded: FulfillmentState | None, f: ObservedFulfillment) -> bool:
+def is_ours(order: ObservedOrder, recorded: FulfillmentState | None, f: FulfillmentAsRead) -> bool:
     """Identity, not name: the Fulfillment names this Order's uid, and is the very object this
     Order recorded (its uid, which the API server gives and nobody can choose)."""
     if f.order_uid != order.uid:
@@ -565,7 +574,7 @@ def blocked(before: OrderStatus, generation: int, reason: str, message: str, now
 
 
 def _delete(
-    order: ObservedOrder, fulfillment: ObservedFulfillment | None, ttl: int | None, where: Where, now: datetime.datetime
+    order: ObservedOrder, fulfillment: FulfillmentAsRead | None, ttl: int | None, where: Where, now: datetime.datetime
 ) -> Decision:
     if not order.has_finalizer:
         return Decision(status=None)
@@ -672,7 +681,7 @@ def _missing(
 def _not_ours(
     order: ObservedOrder,
     status: OrderStatus,
-    f: ObservedFulfillment,
+    f: FulfillmentAsRead,
     actions: list[Action],
     events: list[Event],
     now: datetime.datetime,
@@ -705,7 +714,7 @@ def _stall(
 
 def _mirror(
     status: OrderStatus,
-    f: ObservedFulfillment,
+    f: FulfillmentAsRead,
     spec: OrderSpec,
     gen: int,
     now: datetime.datetime,
@@ -847,7 +856,7 @@ def mirrored_phase(status: OrderStatus) -> FulfillmentPhase | None:
 
 def _acknowledgement(
     status: OrderStatus,
-    f: ObservedFulfillment | None,
+    f: FulfillmentAsRead | None,
     gen: int,
     now: datetime.datetime,
     ack_timeout: float,

@@ -59,7 +59,7 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
         "order-1042", **customer, orderRef={"name": "order-1042", "uid": "o" * 36}, started=True,
         stepDurationSeconds={"picking": 0, "packing": 0},
     )  # fmt: skip
-    observed = fulfillment_core.Observed(
+    observed = fulfillment_core.ObservedFulfillment(
         "order-1042", "f" * 36, 1, FulfillmentSpec.model_validate(applied_fulfillment["spec"]), FulfillmentStatus()
     )
     shipped = fulfillment_core.decide(observed, T0, fulfillment_core.StepTimes(0, 0)).status
@@ -68,7 +68,7 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
         "order-1042", "shop", "o" * 36, 1, OrderSpec.model_validate(applied_order["spec"]), OrderStatus()
     )
     status = order_core.decide(order, None, T0, 30).status
-    seen = order_core.ObservedFulfillment.from_body(fulfillment)
+    seen = order_core.FulfillmentAsRead.from_body(fulfillment)
     status = order_core.decide(order_core.ObservedOrder(**{**order.__dict__, "status": status}), seen, T0, 30).status
     assert status is not None
     return as_returned(applied_order, "o" * 36, status.wire()), fulfillment

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from orderflow.api.common import API_VERSION, ConditionStatus, ShippingAddress, due_at, seconds_until_expiry
@@ -157,13 +158,52 @@ Action = AddFinalizer | CreateFulfillment | SendSignals | DeleteFulfillment | Re
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    status: OrderStatus | None  # None: leave status alone (the Order is being deleted)
+    status: OrderStatus | None  # None: leave status alone (the Order is being deleted, or decided again)
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
     # A failure that may mend by itself (a permission granted, a CRD installed), reported in the
     # status: tried again as the controller's retry policy says, under this reason.
     retry: str | None = None
+    fulfillment: str = ""  # the name of the Fulfillment the actions are about (for what they did)
+    done: tuple[str, ...] = ()  # what the actions carried out did, in words for the log (``after``)
+
+
+# -- what an action met, as the controller tells it (``after`` folds it into the decision) ----
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiFailure:
+    """An API error an action met that retrying at once cannot fix: the server's code and words."""
+
+    code: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    """Carried out; nothing to record."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    uid: str  # the uid of the Fulfillment the create made
+
+
+@dataclasses.dataclass(frozen=True)
+class Signalled:
+    generation: int  # the Fulfillment generation the signal produced
+
+
+@dataclasses.dataclass(frozen=True)
+class Interrupted:
+    """The object changed or went meanwhile (a conflict, already there, gone): the watch brings
+    what is there now, and the Order is decided again on it after ``retry_after`` at the latest."""
+
+    retry_after: float
+
+
+Outcome = Done | Created | Signalled | Interrupted | ApiFailure
 
 
 def fulfillment_name(order_name: str) -> str:
@@ -254,8 +294,12 @@ def decide(
     ``default_ttl``: the controller's retention for Orders that set none."""
     ttl = order.spec.ttl_seconds_after_finished if order.spec.ttl_seconds_after_finished is not None else default_ttl
     if order.deleting:
-        return _delete(order, fulfillment, ttl, where, now)
-    return _retain(_decide(order, fulfillment, now, ack_timeout, where), ttl, now)
+        decision = _delete(order, fulfillment, ttl, where, now)
+    else:
+        decision = _retain(_decide(order, fulfillment, now, ack_timeout, where), ttl, now)
+    place = where.place or Place(order.namespace)
+    name = name_in(order.namespace, order.name, place) if isinstance(place, Place) else order.name
+    return dataclasses.replace(decision, fulfillment=name)
 
 
 def _retain(decision: Decision, ttl: int | None, now: datetime.datetime) -> Decision:
@@ -460,12 +504,26 @@ def _when(at: datetime.datetime) -> str:
     return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclasses.dataclass(frozen=True)
-class ApiFailure:
-    """An API error an action met that retrying at once cannot fix: the server's code and words."""
-
-    code: int
-    message: str
+def after(order: ObservedOrder, decision: Decision, outcomes: Sequence[Outcome], now: datetime.datetime) -> Decision:
+    """The decision as its actions' outcomes leave it: the one place where what an action met
+    reaches the status. ``outcomes`` answer ``decision.actions`` in order, up to the first that
+    stopped the rest (a failure, an interruption). A created Fulfillment's uid and a signal's
+    generation are recorded; a failure ends on the Order (``action_failed``); an interruption
+    leaves the status to the next decision. ``done`` says, for the log, what was carried out."""
+    status = decision.status
+    done: list[str] = []
+    for action, outcome in zip(decision.actions, outcomes, strict=False):
+        if isinstance(outcome, ApiFailure):
+            failed = action_failed(order, order.status, action, outcome, now, decision.fulfillment or None)
+            return dataclasses.replace(failed, done=tuple(done))
+        if isinstance(outcome, Interrupted):
+            return Decision(status=None, requeue_after=outcome.retry_after, done=tuple(done))
+        done.append(describe_action(action, decision.fulfillment))
+        if isinstance(outcome, Created) and status is not None:
+            status = with_created(status, outcome.uid)
+        elif isinstance(outcome, Signalled) and status is not None:
+            status = with_signal_generation(status, outcome.generation)
+    return dataclasses.replace(decision, status=status, done=tuple(done))
 
 
 def describe_action(action: Action, name: str) -> str:

@@ -286,6 +286,28 @@ def test_the_uid_of_the_created_fulfillment_is_recorded() -> None:
     assert status.fulfillment.uid == "new-uid"
 
 
+def test_after_folds_each_outcome_back_into_the_decision_in_one_place() -> None:
+    o = wf.ObservedOrder(**{**order().__dict__, "has_finalizer": False})
+    decision = wf.decide(o, None, T0, ACK)
+    assert [type(a) for a in decision.actions] == [wf.AddFinalizer, wf.CreateFulfillment]
+    assert decision.fulfillment == "o1"
+    done = wf.after(o, decision, [wf.Done(), wf.Created("new-uid")], T0)
+    assert done.status is not None
+    assert done.status.fulfillment is not None
+    assert done.status.fulfillment.uid == "new-uid"
+    assert done.done == ("added finalizer", "created Fulfillment o1")
+    assert done.events == decision.events
+    # Stopped by a change under it: what was done is said, the status is left to the next decision.
+    interrupted = wf.after(o, decision, [wf.Done(), wf.Interrupted(0.5)], T0)
+    assert (interrupted.status, interrupted.requeue_after, interrupted.done) == (None, 0.5, ("added finalizer",))
+    # Stopped by a failure: the core's report of it, as action_failed says.
+    failed = wf.after(o, decision, [wf.Done(), wf.ApiFailure(403, "no")], T0)
+    assert failed.status is not None
+    assert cond(failed.status, "Stalled") == ("True", "FulfillmentForbidden")
+    assert failed.retry == "FulfillmentForbidden"
+    assert failed.done == ("added finalizer",)
+
+
 def test_the_label_value_is_valid_for_every_valid_order_name() -> None:
     label = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
     for name in ("o", "a" * 63, "a" * 64, "a" * 252 + "z", "a." * 40 + "b", "x-" * 60 + "y", "a" * 62 + ".b"):

@@ -22,7 +22,7 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
-from orderflow.order import targets, workflow
+from orderflow.order import mirror, targets, workflow
 from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
@@ -98,7 +98,7 @@ class OrderController:
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders: Store[Counted] = Store(summary=Counted.of)
-        self.fulfillments: Store[None] = Store(transform=workflow.fulfillment_as_read)
+        self.fulfillments: Store[None] = Store(transform=mirror.fulfillment_as_read)
         # Targets: each its own list and watch, store and client (order.link).
         self.declaration = declaration or targets.Declaration()
         self.cluster = cluster
@@ -199,7 +199,7 @@ class OrderController:
             # The watch may not have delivered it yet (just started, or just created): ask, and use
             # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(there)
-        fulfillment = workflow.FulfillmentAsRead.from_body(fbody) if fbody else None
+        fulfillment = mirror.FulfillmentAsRead.from_body(fbody) if fbody else None
         decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl, there.where)
         outcomes: list[workflow.Outcome] = []
         for action in decision.actions:

@@ -11,6 +11,7 @@ from orderflow.api.evidence import tracking_number
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
+from orderflow.order.mirror import fulfillment_as_read
 from orderflow.order.targets import Declaration, place_of
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
@@ -495,7 +496,7 @@ def test_the_cached_fulfillment_decides_exactly_as_the_whole_one() -> None:
             "history": [{"time": T0.isoformat(), "phase": "Picking", "reason": "Started"},
                         {"time": T0.isoformat(), "phase": "Packing", "reason": "Picked"}]},
     }  # fmt: skip
-    cached = wf.fulfillment_as_read(body)
+    cached = fulfillment_as_read(body)
     assert cached["status"]["history"] == body["status"]["history"][-1:]  # the newest only: Shipped's evidence
     assert "customerEmail" not in cached["spec"]
     status = wf.with_signal_generation(created(), 3)

@@ -72,7 +72,7 @@ class FulfillmentController:
             before = status_of(body, FulfillmentStatus)
             return await self._write(body, before, workflow.reject_spec(before, generation_of(body), exc, now))
         decision = workflow.decide(observed, now, self.step_times, self.default_ttl, self.default_deadline)
-        if decision.expired:
+        if workflow.Expire() in decision.actions:
             return await self._expire(body)
         return await self._write(body, observed.status, decision)
 
@@ -122,9 +122,9 @@ class FulfillmentController:
         return decision.requeue_after
 
 
-def _parse(body: dict[str, Any]) -> workflow.Observed:
+def _parse(body: dict[str, Any]) -> workflow.ObservedFulfillment:
     meta = body["metadata"]
-    return workflow.Observed(
+    return workflow.ObservedFulfillment(
         name=meta["name"],
         uid=meta["uid"],
         generation=generation_of(body),

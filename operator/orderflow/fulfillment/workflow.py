@@ -55,7 +55,7 @@ class StepTimes:
 
 
 @dataclasses.dataclass(frozen=True)
-class Observed:
+class ObservedFulfillment:
     """What the controller read: identity, generation, the parsed spec and status."""
 
     name: str
@@ -67,13 +67,22 @@ class Observed:
 
 
 @dataclasses.dataclass(frozen=True)
+class Expire:
+    """Finished, and its time to live after finishing is over: delete it (as Job's
+    ttlSecondsAfterFinished). The order core decides an Order's expiry the same way."""
+
+
+Action = Expire
+
+
+@dataclasses.dataclass(frozen=True)
 class Decision:
     status: FulfillmentStatus
     events: tuple[Event, ...]
     requeue_after: float | None  # seconds until the running step ends; None when nothing is timed
     completed_steps: tuple[tuple[str, float], ...] = ()  # (step, seconds it ran), for metrics
     transitions: tuple[str, ...] = ()  # the reason of each history entry this decision added
-    expired: bool = False  # finished and its time to live is over: delete it
+    actions: tuple[Action, ...] = ()  # carried out by the controller, in order
     deadline_lateness: float | None = None  # failed by its deadline now: seconds after the due time
 
 
@@ -103,7 +112,7 @@ def progress_of(phase: Phase, before: FulfillmentProgress | None) -> Fulfillment
 class _Draft:
     """A status being changed, collecting the events and history entries the changes make."""
 
-    def __init__(self, observed: Observed) -> None:
+    def __init__(self, observed: ObservedFulfillment) -> None:
         self.status = observed.status.copied()
         self.events: list[Event] = []
         self.completed_steps: list[tuple[str, float]] = []
@@ -133,7 +142,7 @@ class _Draft:
 
 
 def decide(
-    observed: Observed,
+    observed: ObservedFulfillment,
     now: datetime.datetime,
     defaults: StepTimes,
     default_ttl: int | None = None,
@@ -147,18 +156,25 @@ def decide(
     ttl = spec.ttl_seconds_after_finished
     if ttl is None and spec.order_ref is None:
         ttl = default_ttl
+    return _retain(decision, ttl, observed, now)
+
+
+def _retain(decision: Decision, ttl: int | None, observed: ObservedFulfillment, now: datetime.datetime) -> Decision:
+    """A finished Fulfillment lives ``ttl`` seconds after it finished, then expires."""
     status = decision.status
     finished = status.phase.terminal and _inconsistency(status, observed) is None  # a forged end never expires
     left = seconds_until_expiry(status.completed_at if finished else None, ttl, now)
     if left is None:
         return decision
     if left <= 0:
-        return dataclasses.replace(decision, expired=True, requeue_after=None)
+        return dataclasses.replace(decision, actions=(*decision.actions, Expire()), requeue_after=None)
     requeue = left if decision.requeue_after is None else min(left, decision.requeue_after)
     return dataclasses.replace(decision, requeue_after=requeue)
 
 
-def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, default_deadline: int | None) -> Decision:
+def _decide(
+    observed: ObservedFulfillment, now: datetime.datetime, defaults: StepTimes, default_deadline: int | None
+) -> Decision:
     spec = observed.spec
     draft = _Draft(observed)
     s = draft.status
@@ -256,7 +272,7 @@ def _decide(observed: Observed, now: datetime.datetime, defaults: StepTimes, def
     )
 
 
-def _due(observed: Observed, default_deadline: int | None) -> datetime.datetime | None:
+def _due(observed: ObservedFulfillment, default_deadline: int | None) -> datetime.datetime | None:
     """The due time: from spec when it sets a deadline (which may be raised or lowered), else the
     one recorded in status, else the controller's default. Recorded, a default stays as it was
     when the workflow first saw it: a controller restarted with another default changes no
@@ -302,7 +318,7 @@ def gave_up(status: FulfillmentStatus, generation: int, error: str, attempts: in
     return Decision(status=new, events=(Event("Warning", "RetriesExhausted", message),), requeue_after=None)
 
 
-def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults: StepTimes) -> float | None:
+def _advance(draft: _Draft, observed: ObservedFulfillment, now: datetime.datetime, defaults: StepTimes) -> float | None:
     """Complete every step whose time has run out (a restart may find several); time the next."""
     s, spec = draft.status, observed.spec
     while s.phase in STEPS and not s.paused:
@@ -333,7 +349,7 @@ def _advance(draft: _Draft, observed: Observed, now: datetime.datetime, defaults
     return None
 
 
-def _inconsistency(s: FulfillmentStatus, observed: Observed) -> str | None:
+def _inconsistency(s: FulfillmentStatus, observed: ObservedFulfillment) -> str | None:
     """What this controller never writes, so someone else did: reported, never trusted."""
     why = unbelievable(s, observed.uid, observed.spec.cancelled)
     return f"the status {why}: it was written by hand" if why else None

@@ -22,12 +22,12 @@ from orderflow.api.common import GROUP, VERSION, utcnow
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
 from orderflow.api.order import OrderSpec, OrderStatus
-from orderflow.order import targets, workflow
+from orderflow.order import mirror, targets, workflow
 from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, KubeClient, NotFound
-from orderflow.runtime.conditions import describe_error, get_condition
+from orderflow.runtime.conditions import get_condition
 from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of
@@ -45,14 +45,16 @@ log = logging.getLogger("orderflow.order")
 
 @dataclasses.dataclass(frozen=True)
 class ActionResult:
-    """What carrying out one action changed for the rest of the reconcile: only facts the API
-    server answered. What they mean for the Order is the core's to decide."""
+    """What carrying out one action met: only facts the API server answered (the outcome, for
+    the core to fold in with ``workflow.after``), and the Order as a metadata patch left it."""
 
-    order_body: dict[str, Any] | None = None  # the Order as a metadata patch left it
-    created_uid: str | None = None  # the uid of the Fulfillment a create made
-    signal_generation: int | None = None  # the Fulfillment generation a signal produced
-    failure: workflow.ApiFailure | None = None  # an error retrying cannot fix
-    retry_after: float | None = None  # stop here and reconcile again after this many seconds
+    outcome: workflow.Outcome
+    order_body: dict[str, Any] | None = None
+
+    @property
+    def goes_on(self) -> bool:
+        """The next action may follow (nothing failed or changed under it)."""
+        return not isinstance(self.outcome, workflow.ApiFailure | workflow.Interrupted)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +98,7 @@ class OrderController:
         self.ack_timeout = ack_timeout
         self.default_ttl = default_ttl  # retention of finished Orders that set none
         self.orders: Store[Counted] = Store(summary=Counted.of)
-        self.fulfillments: Store[None] = Store(transform=workflow.fulfillment_as_read)
+        self.fulfillments: Store[None] = Store(transform=mirror.fulfillment_as_read)
         # Targets: each its own list and watch, store and client (order.link).
         self.declaration = declaration or targets.Declaration()
         self.cluster = cluster
@@ -187,7 +189,7 @@ class OrderController:
             order = _parse(body)
         except ValidationError as exc:
             before = status_of(body, OrderStatus)
-            decision = workflow.invalid_spec(before, generation_of(body), describe_error(exc), now)
+            decision = workflow.reject_spec(before, generation_of(body), exc, now)
             return await self._finish(body, before, decision, now)
 
         there = self._there(order)
@@ -197,31 +199,22 @@ class OrderController:
             # The watch may not have delivered it yet (just started, or just created): ask, and use
             # the answer for this reconcile only (the store is fed by the watch alone).
             fbody = await self._find_fulfillment(there)
-        fulfillment = workflow.ObservedFulfillment.from_body(fbody) if fbody else None
+        fulfillment = mirror.FulfillmentAsRead.from_body(fbody) if fbody else None
         decision = workflow.decide(order, fulfillment, now, self.ack_timeout, self.default_ttl, there.where)
-        status = decision.status
-        done: list[str] = []  # the actions carried out, for the log
+        outcomes: list[workflow.Outcome] = []
         for action in decision.actions:
             result = await self._act(action, body, order, there)
             body = result.order_body or body
-            if result.failure is not None:
-                decision = workflow.action_failed(order, order.status, action, result.failure, now, there.key.name)
-                if decision.retry is None:
-                    return await self._finish(body, order.status, decision, now, done)
-                stalled = get_condition(decision.status.conditions, "Stalled") if decision.status else None
-                error = stalled.message if stalled else result.failure.message
-                if not self.queue.exhausted(key):  # given up already: the report says so, keep it
-                    await self._finish(body, order.status, decision, now, done)
-                raise RetryLater(decision.retry, error)
-            if result.retry_after is not None:
-                self._report(key, order.status, None, done, ())
-                return result.retry_after
-            done.append(workflow.describe_action(action, there.key.name))
-            if result.created_uid is not None and status is not None:
-                status = workflow.with_created(status, result.created_uid)
-            if result.signal_generation is not None and status is not None:
-                status = workflow.with_signal_generation(status, result.signal_generation)
-        return await self._finish(body, order.status, dataclasses.replace(decision, status=status), now, done)
+            outcomes.append(result.outcome)
+            if not result.goes_on:
+                break
+        decision = workflow.after(order, decision, outcomes, now)
+        if decision.retry is not None:
+            stalled = get_condition(decision.status.conditions, "Stalled") if decision.status else None
+            if not self.queue.exhausted(key):  # given up already: the report says so, keep it
+                await self._finish(body, order.status, decision, now)
+            raise RetryLater(decision.retry, stalled.message if stalled else decision.retry)
+        return await self._finish(body, order.status, decision, now)
 
     async def _finish(
         self,
@@ -229,13 +222,12 @@ class OrderController:
         before: OrderStatus,
         decision: workflow.Decision,
         now: datetime.datetime,
-        done: Sequence[str] = (),
     ) -> float | None:
         """Write the decided status, then post its Events: an Event for a state never written
         would tell of something that did not happen. Unlike the fulfillment controller's, they
         are posted also when the write changed nothing or could not be made (a 404, a refused
         status): an Order's Events tell of actions too (a create, a signal), which happened."""
-        key = ObjectKey.of(body)
+        key, done = ObjectKey.of(body), decision.done
         if decision.status is None:
             self._report(key, before, None, done, ())
             return decision.requeue_after
@@ -316,33 +308,33 @@ class OrderController:
                         raise
                     # There already (ours from an earlier attempt, or someone else's): the watch
                     # brings it, and the next reconcile decides on what is there.
-                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-                return ActionResult(created_uid=str(created["metadata"]["uid"]))
+                    return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
+                return ActionResult(workflow.Created(str(created["metadata"]["uid"])))
             if isinstance(action, workflow.SendSignals):
                 try:
                     updated = await fulfillments.patch(FULFILLMENTS, fns, fname, {"spec": action.spec_patch})
                 except NotFound:  # deleted meanwhile: the watch tells, and the next reconcile reports it
-                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-                return ActionResult(signal_generation=int(updated["metadata"]["generation"]))
+                    return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
+                return ActionResult(workflow.Signalled(int(updated["metadata"]["generation"])))
             if isinstance(action, workflow.DeleteFulfillment):
                 try:  # only the object the decision saw: a replacement of that name is not ours
                     await fulfillments.delete(FULFILLMENTS, fns, fname, None, action.uid)
                 except Conflict:
-                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-                return ActionResult()
-            if isinstance(action, workflow.DeleteOrder):
+                    return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
+                return ActionResult(workflow.Done())
+            if isinstance(action, workflow.Expire):
                 try:  # only the version the decision saw: a changed Order is decided again
                     await self.kube.delete(ORDERS, order.namespace, name, body["metadata"]["resourceVersion"])
                 except Conflict:
-                    return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-                return ActionResult()  # the watch brings the deletion, and the finalizer's turn
+                    return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
+                return ActionResult(workflow.Done())  # the watch brings the deletion, and the finalizer's turn
         except Conflict:
             raise
         except ApiError as exc:
             if exc.code == 401 and there.link is not None:
                 there.link.refused_login()  # then raise: retried, with the new login
             if exc.code in (400, 403, 404, 422):  # what retrying now cannot mend: the core reports it
-                return ActionResult(failure=workflow.ApiFailure(exc.code, exc.message))
+                return ActionResult(workflow.ApiFailure(exc.code, exc.message))
             raise  # 429, 5xx: the work queue retries with backoff
         raise TypeError(f"unknown action {action!r}")
 
@@ -356,10 +348,10 @@ class OrderController:
             updated = await self.kube.patch(ORDERS, meta["namespace"], meta["name"], patch)
         except Conflict:
             metrics.CONFLICTS.labels(COMPONENT).inc()
-            return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
+            return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
         except NotFound:
-            return ActionResult(retry_after=CONFLICT_RETRY_SECONDS)
-        return ActionResult(order_body=updated)
+            return ActionResult(workflow.Interrupted(CONFLICT_RETRY_SECONDS))
+        return ActionResult(workflow.Done(), order_body=updated)
 
     def _observe_ack(self, before: OrderStatus, after: OrderStatus, now: datetime.datetime) -> None:
         was = get_condition(before.conditions, "SignalsAcknowledged")

@@ -31,7 +31,7 @@ import yaml
 
 from orderflow.api.common import API_VERSION
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
-from orderflow.order import workflow
+from orderflow.order import mirror, workflow
 from orderflow.order.targets import Target
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
@@ -90,7 +90,7 @@ class TargetLink:
         self._on_change = on_change  # a Fulfillment event, on the event loop
         self._on_state = on_state  # reachable or not changed, on the event loop
         self._component = component
-        self.store: Store[None] = Store(transform=workflow.fulfillment_as_read)
+        self.store: Store[None] = Store(transform=mirror.fulfillment_as_read)
         self.state = workflow.Link(reachable=False, reason="Unreachable", message="not connected yet")
         self._kube: Kube | None = None if target.remote else own
         self.client: AsyncKube | None = AsyncKube(own, component) if not target.remote else None

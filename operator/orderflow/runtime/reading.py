@@ -1,7 +1,7 @@
 """Reading a watched object's body as the contract's models: as far as this version can.
 
 Pure (pydantic only), so the cores may use it too: the order core reads a Fulfillment's status
-and address with it (``order.workflow.ObservedFulfillment.from_body``).
+and address with it (``order.mirror.FulfillmentAsRead.from_body``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentSpec, FulfillmentStatus
-from orderflow.fulfillment.workflow import Observed, StepTimes, decide, elapsed, reject_spec, tracking_number
+from orderflow.fulfillment.workflow import (
+    Expire,
+    ObservedFulfillment,
+    StepTimes,
+    decide,
+    elapsed,
+    reject_spec,
+    tracking_number,
+)
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 STEPS = StepTimes(picking=10, packing=20)
@@ -48,7 +56,7 @@ class Clock:
         return self.reconcile()
 
     def reconcile(self) -> Clock:
-        observed = Observed("f", "uid-1", self.generation, self.spec, self.status, created_at=T0)
+        observed = ObservedFulfillment("f", "uid-1", self.generation, self.spec, self.status, created_at=T0)
         decision = decide(observed, self.now, STEPS, default_deadline=self.default_deadline)
         self.last = decision
         self.status = decision.status
@@ -100,7 +108,7 @@ def test_a_late_reconcile_completes_every_elapsed_step_at_the_time_it_ended() ->
 
 def test_zero_length_steps_ship_in_one_decision_with_one_event() -> None:
     clock = Clock(started=True, stepDurationSeconds={"picking": 0, "packing": 0})
-    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    decision = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
     assert decision.status.phase is FulfillmentPhase.SHIPPED
     assert decision.transitions == ("Started", "Picked", "Shipped")
     assert [h.reason for h in decision.status.history] == ["Started", "Picked", "Shipped"]
@@ -189,7 +197,7 @@ def test_conditions_keep_their_transition_time_when_status_is_unchanged() -> Non
 
 def test_a_decision_on_unchanged_state_changes_nothing() -> None:
     clock = Clock(started=True).reconcile()
-    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    decision = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
     assert decision.status.wire() == clock.status.wire()  # what the status writer compares: no write
     assert decision.events == ()
 
@@ -335,11 +343,11 @@ def test_paused_and_cancelled_as_the_spec_asks_are_done() -> None:
 def test_a_finished_fulfillment_is_due_its_time_to_live_after_it_finished() -> None:
     clock = Clock(started=True, ttlSecondsAfterFinished=100).reconcile().advance(STEPS.picking).advance(STEPS.packing)
     assert clock.phase is FulfillmentPhase.SHIPPED
-    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
-    assert not decision.expired
+    decision = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    assert Expire() not in decision.actions
     assert decision.requeue_after == 100
     later = clock.now + datetime.timedelta(seconds=100)
-    assert decide(Observed("f", "uid-1", 1, clock.spec, clock.status), later, STEPS).expired
+    assert Expire() in decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), later, STEPS).actions
 
 
 def test_the_default_time_to_live_never_applies_to_a_fulfillment_serving_an_order() -> None:
@@ -348,8 +356,10 @@ def test_the_default_time_to_live_never_applies_to_a_fulfillment_serving_an_orde
         clock = Clock(started=True, cancelled=True, **fields)
         clock.reconcile()
         assert clock.phase is FulfillmentPhase.CANCELLED
-        decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS, default_ttl=0)
-        assert decision.expired is expired, fields
+        decision = decide(
+            ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS, default_ttl=0
+        )
+        assert (Expire() in decision.actions) is expired, fields
 
 
 # -- spec.activeDeadlineSeconds: wall-clock time from creation --------------------------------
@@ -460,18 +470,18 @@ def test_a_shipped_status_without_its_evidence_is_reported_and_never_expires() -
     real = Clock(started=True).reconcile().advance(STEPS.picking).advance(STEPS.packing).status
     clock.status = real.model_copy(update={"tracking_number": "OF000000000000"})  # any number
     assert real.completed_at is not None
-    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), real.completed_at, STEPS)
+    decision = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), real.completed_at, STEPS)
     stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
     assert (stalled.status.value, stalled.reason) == ("True", "InconsistentStatus")
-    assert not decision.expired
-    trusted = decide(Observed("f", "uid-1", 1, clock.spec, real), real.completed_at, STEPS)
-    assert trusted.expired  # the real one, with the same time to live, is due
+    assert Expire() not in decision.actions
+    trusted = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, real), real.completed_at, STEPS)
+    assert Expire() in trusted.actions  # the real one, with the same time to live, is due
 
 
 def test_a_cancelled_status_without_spec_cancelled_is_reported_and_never_expires() -> None:
     clock = Clock(started=True, ttlSecondsAfterFinished=0).reconcile()
     clock.status = clock.status.model_copy(update={"phase": FulfillmentPhase.CANCELLED, "completed_at": T0})
-    decision = decide(Observed("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
+    decision = decide(ObservedFulfillment("f", "uid-1", 1, clock.spec, clock.status), clock.now, STEPS)
     stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
     assert (stalled.status.value, stalled.reason) == ("True", "InconsistentStatus")
-    assert not decision.expired
+    assert Expire() not in decision.actions

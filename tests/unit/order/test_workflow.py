@@ -11,6 +11,7 @@ from orderflow.api.evidence import tracking_number
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderPhase, OrderSpec, OrderStatus
 from orderflow.order import workflow as wf
+from orderflow.order.mirror import fulfillment_as_read
 from orderflow.order.targets import Declaration, place_of
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
@@ -43,12 +44,12 @@ def fulfillment(
     order_uid: str | None = "order-uid",
     cancelled: bool | None = None,
     **more: Any,
-) -> wf.ObservedFulfillment:
+) -> wf.FulfillmentAsRead:
     """As its controller writes it; a Cancelled one was asked to cancel unless ``cancelled`` says not."""
     status: dict[str, Any] = {"phase": phase, "observedGeneration": observed, **more}
     if observed is None:
         status = {}
-    return wf.ObservedFulfillment(
+    return wf.FulfillmentAsRead(
         name="o1",
         uid="f-uid",
         generation=generation,
@@ -60,7 +61,7 @@ def fulfillment(
     )
 
 
-def completed_fulfillment(**more: Any) -> wf.ObservedFulfillment:
+def completed_fulfillment(**more: Any) -> wf.FulfillmentAsRead:
     """Shipped, as the fulfillment controller writes it: its tracking number and the history to it."""
     return fulfillment(
         "Shipped",
@@ -268,7 +269,7 @@ def mirrored() -> OrderStatus:
 def test_a_new_fulfillment_of_the_same_name_is_never_adopted_mirrored_or_signalled() -> None:
     before = mirrored()
     for stranger_order_uid in (None, "order-uid"):  # made by hand, or even naming this order
-        stranger = wf.ObservedFulfillment(**{**fulfillment("Shipped", trackingNumber="X").__dict__,
+        stranger = wf.FulfillmentAsRead(**{**fulfillment("Shipped", trackingNumber="X").__dict__,
                                              "uid": "other-uid", "order_uid": stranger_order_uid})  # fmt: skip
         decision = wf.decide(order(before, paused=True), stranger, T0, ACK)
         assert decision.actions == ()
@@ -284,6 +285,28 @@ def test_the_uid_of_the_created_fulfillment_is_recorded() -> None:
     status = wf.with_created(created(), "new-uid")
     assert status.fulfillment is not None
     assert status.fulfillment.uid == "new-uid"
+
+
+def test_after_folds_each_outcome_back_into_the_decision_in_one_place() -> None:
+    o = wf.ObservedOrder(**{**order().__dict__, "has_finalizer": False})
+    decision = wf.decide(o, None, T0, ACK)
+    assert [type(a) for a in decision.actions] == [wf.AddFinalizer, wf.CreateFulfillment]
+    assert decision.fulfillment == "o1"
+    done = wf.after(o, decision, [wf.Done(), wf.Created("new-uid")], T0)
+    assert done.status is not None
+    assert done.status.fulfillment is not None
+    assert done.status.fulfillment.uid == "new-uid"
+    assert done.done == ("added finalizer", "created Fulfillment o1")
+    assert done.events == decision.events
+    # Stopped by a change under it: what was done is said, the status is left to the next decision.
+    interrupted = wf.after(o, decision, [wf.Done(), wf.Interrupted(0.5)], T0)
+    assert (interrupted.status, interrupted.requeue_after, interrupted.done) == (None, 0.5, ("added finalizer",))
+    # Stopped by a failure: the core's report of it, as action_failed says.
+    failed = wf.after(o, decision, [wf.Done(), wf.ApiFailure(403, "no")], T0)
+    assert failed.status is not None
+    assert cond(failed.status, "Stalled") == ("True", "FulfillmentForbidden")
+    assert failed.retry == "FulfillmentForbidden"
+    assert failed.done == ("added finalizer",)
 
 
 def test_the_label_value_is_valid_for_every_valid_order_name() -> None:
@@ -418,7 +441,7 @@ def test_shipped_without_a_tracking_number_is_reported_not_trusted() -> None:
 # -- retention: ttlSecondsAfterFinished, with Job's semantics -----------------------------------
 
 
-def completed(**spec: Any) -> tuple[wf.ObservedOrder, wf.ObservedFulfillment]:
+def completed(**spec: Any) -> tuple[wf.ObservedOrder, wf.FulfillmentAsRead]:
     shipped = completed_fulfillment()
     status = wf.decide(order(created(), **spec), shipped, T0, ACK).status
     assert status is not None
@@ -429,23 +452,23 @@ def completed(**spec: Any) -> tuple[wf.ObservedOrder, wf.ObservedFulfillment]:
 def test_a_finished_order_is_deleted_its_time_to_live_after_it_finished() -> None:
     o, f = completed(ttlSecondsAfterFinished=60)
     waiting = wf.decide(o, f, T0 + datetime.timedelta(seconds=20), ACK)
-    assert wf.DeleteOrder() not in waiting.actions
+    assert wf.Expire() not in waiting.actions
     assert waiting.requeue_after == 40
-    assert wf.DeleteOrder() in wf.decide(o, f, T0 + datetime.timedelta(seconds=60), ACK).actions
+    assert wf.Expire() in wf.decide(o, f, T0 + datetime.timedelta(seconds=60), ACK).actions
 
 
 def test_the_controllers_default_applies_only_when_the_order_sets_none() -> None:
     o, f = completed()
     late = T0 + datetime.timedelta(days=365)
-    assert wf.DeleteOrder() not in wf.decide(o, f, late, ACK).actions  # unset: kept
-    assert wf.DeleteOrder() in wf.decide(o, f, late, ACK, default_ttl=3600).actions
+    assert wf.Expire() not in wf.decide(o, f, late, ACK).actions  # unset: kept
+    assert wf.Expire() in wf.decide(o, f, late, ACK, default_ttl=3600).actions
     kept, f = completed(ttlSecondsAfterFinished=10**9)
-    assert wf.DeleteOrder() not in wf.decide(kept, f, late, ACK, default_ttl=0).actions
+    assert wf.Expire() not in wf.decide(kept, f, late, ACK, default_ttl=0).actions
 
 
 def test_a_live_order_is_never_expired() -> None:
     running = wf.decide(order(created(), ttlSecondsAfterFinished=0), fulfillment(), T0, ACK)
-    assert wf.DeleteOrder() not in running.actions
+    assert wf.Expire() not in running.actions
 
 
 def test_on_deletion_the_cancel_policy_gives_the_fulfillment_the_same_time_to_live() -> None:
@@ -473,13 +496,13 @@ def test_the_cached_fulfillment_decides_exactly_as_the_whole_one() -> None:
             "history": [{"time": T0.isoformat(), "phase": "Picking", "reason": "Started"},
                         {"time": T0.isoformat(), "phase": "Packing", "reason": "Picked"}]},
     }  # fmt: skip
-    cached = wf.fulfillment_as_read(body)
+    cached = fulfillment_as_read(body)
     assert cached["status"]["history"] == body["status"]["history"][-1:]  # the newest only: Shipped's evidence
     assert "customerEmail" not in cached["spec"]
     status = wf.with_signal_generation(created(), 3)
     for spec in ({}, {"paused": True}, {"cancelled": True}):
-        whole = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(body), T0, ACK)
-        kept = wf.decide(order(status, **spec), wf.ObservedFulfillment.from_body(cached), T0, ACK)
+        whole = wf.decide(order(status, **spec), wf.FulfillmentAsRead.from_body(body), T0, ACK)
+        kept = wf.decide(order(status, **spec), wf.FulfillmentAsRead.from_body(cached), T0, ACK)
         assert whole == kept
 
 
@@ -489,13 +512,13 @@ def test_a_fulfillment_is_read_as_far_as_it_can_be() -> None:
         "spec": {"orderRef": {"uid": "order-uid"}, "shippingAddress": ADDRESS},
         "status": {"phase": "Packing", "observedGeneration": 1},
     }
-    read = wf.ObservedFulfillment.from_body(body)
+    read = wf.FulfillmentAsRead.from_body(body)
     assert read.shipping_address == ShippingAddress.model_validate(ADDRESS)
     assert read.status.phase.value == "Packing"
     assert read.generation == 1
     # A newer (or broken) status counts as not reported yet; an address it cannot read, as none.
     unreadable = {**body, "spec": {"shippingAddress": {"city": "Leeds"}}, "status": {"phase": "Teleported"}}
-    read = wf.ObservedFulfillment.from_body(unreadable)
+    read = wf.FulfillmentAsRead.from_body(unreadable)
     assert read.shipping_address is None
     assert read.status == FulfillmentStatus()
 
@@ -524,7 +547,7 @@ def test_an_order_with_a_deadline_says_when_it_is_due_and_wakes_then() -> None:
 
 
 def past_due(
-    seconds: float = 101, seen: wf.ObservedFulfillment | None = None, **more: Any
+    seconds: float = 101, seen: wf.FulfillmentAsRead | None = None, **more: Any
 ) -> tuple[wf.Decision, OrderStatus]:
     status = wf.decide(due_order(activeDeadlineSeconds=100), None, T0, ACK).status
     assert status is not None
@@ -747,11 +770,11 @@ def test_a_forged_completed_at_does_not_start_retention_when_the_order_really_fi
     decision = wf.decide(order(forged, ttlSecondsAfterFinished=60), completed_fulfillment(), T0, ACK)
     assert decision.status is not None
     assert decision.status.completed_at == T0
-    assert wf.DeleteOrder() not in decision.actions
+    assert wf.Expire() not in decision.actions
     assert decision.requeue_after == 60
 
 
-def forged(phase: str, **fields: Any) -> wf.ObservedFulfillment:
+def forged(phase: str, **fields: Any) -> wf.FulfillmentAsRead:
     return fulfillment(phase, cancelled=False, **fields)
 
 
@@ -771,7 +794,7 @@ def test_a_shipped_status_is_believed_only_with_its_own_tracking_number_and_hist
         assert decision.status is not None
         assert decision.status.phase is OrderPhase.FULFILLING, case
         assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent"), case
-        assert wf.DeleteOrder() not in decision.actions, case
+        assert wf.Expire() not in decision.actions, case
     believed = wf.decide(order(created()), completed_fulfillment(), T0, ACK).status
     assert believed is not None
     assert believed.phase is OrderPhase.COMPLETED
@@ -783,8 +806,8 @@ def test_a_cancelled_status_the_fulfillments_spec_never_asked_for_is_not_believe
     assert decision.status.phase is OrderPhase.FULFILLING
     assert decision.status.completed_at is None
     assert cond(decision.status, "Stalled") == ("True", "FulfillmentStatusInconsistent")
-    assert wf.DeleteOrder() not in decision.actions
-    asked = wf.ObservedFulfillment(**{**forged("Cancelled").__dict__, "cancelled": True})
+    assert wf.Expire() not in decision.actions
+    asked = wf.FulfillmentAsRead(**{**forged("Cancelled").__dict__, "cancelled": True})
     status = wf.decide(order(created()), asked, T0, ACK).status
     assert status is not None
     assert status.phase is OrderPhase.CANCELLED

@@ -24,6 +24,7 @@ from orderflow.api.fulfillment import FulfillmentSpec, FulfillmentStatus
 from orderflow.api.order import OrderSpec, OrderStatus
 from orderflow.dev import manifests
 from orderflow.fulfillment import workflow as fulfillment_core
+from orderflow.order import mirror as order_mirror
 from orderflow.order import workflow as order_core
 from orderflow.runtime.cache import Store
 from orderflow.runtime.runner import ForgetfulMemories
@@ -59,7 +60,7 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
         "order-1042", **customer, orderRef={"name": "order-1042", "uid": "o" * 36}, started=True,
         stepDurationSeconds={"picking": 0, "packing": 0},
     )  # fmt: skip
-    observed = fulfillment_core.Observed(
+    observed = fulfillment_core.ObservedFulfillment(
         "order-1042", "f" * 36, 1, FulfillmentSpec.model_validate(applied_fulfillment["spec"]), FulfillmentStatus()
     )
     shipped = fulfillment_core.decide(observed, T0, fulfillment_core.StepTimes(0, 0)).status
@@ -68,7 +69,7 @@ def bodies() -> tuple[dict[str, Any], dict[str, Any]]:
         "order-1042", "shop", "o" * 36, 1, OrderSpec.model_validate(applied_order["spec"]), OrderStatus()
     )
     status = order_core.decide(order, None, T0, 30).status
-    seen = order_core.ObservedFulfillment.from_body(fulfillment)
+    seen = order_mirror.FulfillmentAsRead.from_body(fulfillment)
     status = order_core.decide(order_core.ObservedOrder(**{**order.__dict__, "status": status}), seen, T0, 30).status
     assert status is not None
     return as_returned(applied_order, "o" * 36, status.wire()), fulfillment
@@ -124,7 +125,7 @@ def main() -> None:
         ("Fulfillment, as the API server returns it", bytes_each(fulfillment, None)),
         ("Fulfillment, in the fulfillment controller's cache", bytes_each(fulfillment, Store)),
         ("Fulfillment, in the order controller's cache",
-         bytes_each(fulfillment, lambda: Store(transform=order_core.fulfillment_as_read))),
+         bytes_each(fulfillment, lambda: Store(transform=order_mirror.fulfillment_as_read))),
         ("Kopf's memory of an object it has seen", kopf_bytes_each(ResourceMemories())),
         ("... with the controllers' ForgetfulMemories", kopf_bytes_each(ForgetfulMemories())),
     ]  # fmt: skip

@@ -31,7 +31,8 @@ from pykube.exceptions import PyKubeError
 from orderflow.api.common import API_VERSION
 from orderflow.api.fulfillment import PLURAL as FULFILLMENTS
 from orderflow.api.order import PLURAL as ORDERS
-from orderflow.describe.timeline import Snapshot, is_orders
+from orderflow.describe.shape import Snapshot
+from orderflow.describe.timeline import is_orders
 from orderflow.runtime.client import ApiError, Forbidden, Kube
 
 WATCH_SECONDS = 240  # the API server ends each watch after this long; it is then resumed

@@ -18,7 +18,8 @@ from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentProgress, Ful
 from orderflow.api.order import FulfillmentState, OrderPhase, OrderStatus, SentSignals
 from orderflow.cli import kubectl_plugin
 from orderflow.describe import command, render, source, timeline
-from orderflow.describe.timeline import Description, Snapshot, describe
+from orderflow.describe.shape import Description, Snapshot
+from orderflow.describe.timeline import describe
 from orderflow.runtime.client import Forbidden
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)

@@ -13,15 +13,12 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from orderflow.api.common import API_VERSION
 from orderflow.runtime import metrics
 from orderflow.runtime.errors import NotFound
 from orderflow.runtime.events import Correlator, Drop, Event, Increment
-
-if TYPE_CHECKING:
-    from orderflow.runtime.client import Kube
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +26,29 @@ log = logging.getLogger(__name__)
 MAX_PENDING_EVENTS = 1000
 
 
+class Writer(Protocol):
+    """What posting asks of the API server: ``runtime.client.Kube``'s blocking create and patch.
+    (A Protocol, so that the client, whose facade holds a recorder, is not imported back.)"""
+
+    def create(
+        self, plural: str, namespace: str | None, body: dict[str, Any], version: str = ...
+    ) -> dict[str, Any]: ...
+
+    def patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = ...,
+        version: str = ...,
+    ) -> dict[str, Any]: ...
+
+
 class Recorder:
     """The Events of one controller (``component``), posted through ``kube``."""
 
-    def __init__(self, kube: Kube, component: str) -> None:
+    def __init__(self, kube: Writer, component: str) -> None:
         self.kube = kube
         self.component = component
         self._background: set[asyncio.Task[None]] = set()

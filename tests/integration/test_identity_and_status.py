@@ -12,7 +12,8 @@ import pytest
 from orderflow.dev import manifests
 from orderflow.dev.cluster import tools
 from orderflow.dev.testing.plugin import REPO, Cluster, Controllers, CustomResources, Kubectl, wait_for
-from orderflow.runtime.client import Conflict, Kube
+from orderflow.runtime.client import Kube
+from orderflow.runtime.errors import Conflict
 
 from .test_order_controller import condition, order, patch
 

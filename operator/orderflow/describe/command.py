@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
+    from orderflow.describe.shape import Description, Snapshot
     from orderflow.describe.source import Notice, Source, Target
-    from orderflow.describe.timeline import Description, Snapshot
 
 _ALIASES = {
     "order": "order",

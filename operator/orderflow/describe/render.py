@@ -16,7 +16,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from orderflow.describe.timeline import FULFILLMENT, ORDER, Description, Row, Summary
+from orderflow.describe.shape import FULFILLMENT, ORDER, Description, Row, Summary
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

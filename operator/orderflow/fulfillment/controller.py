@@ -19,7 +19,8 @@ from orderflow.api.fulfillment import PLURAL, FulfillmentSpec, FulfillmentStatus
 from orderflow.fulfillment import workflow
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
-from orderflow.runtime.client import AsyncKube, Conflict, Kube, KubeClient
+from orderflow.runtime.client import AsyncKube, Kube, KubeClient
+from orderflow.runtime.errors import Conflict
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of
 from orderflow.runtime.retry import RetryPolicy

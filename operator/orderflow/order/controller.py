@@ -26,8 +26,9 @@ from orderflow.order import mirror, targets, workflow
 from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
-from orderflow.runtime.client import ApiError, AsyncKube, Conflict, Forbidden, Kube, KubeClient, NotFound
+from orderflow.runtime.client import AsyncKube, Kube, KubeClient
 from orderflow.runtime.conditions import get_condition
+from orderflow.runtime.errors import ApiError, Conflict, Forbidden, NotFound
 from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
 from orderflow.runtime.reading import created_at, generation_of, status_of

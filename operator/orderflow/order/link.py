@@ -35,7 +35,8 @@ from orderflow.order import mirror, workflow
 from orderflow.order.targets import Target
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
-from orderflow.runtime.client import ApiError, AsyncKube, Kube
+from orderflow.runtime.client import AsyncKube, Kube
+from orderflow.runtime.errors import ApiError
 
 log = logging.getLogger("orderflow.order.link")
 

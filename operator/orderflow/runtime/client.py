@@ -1,20 +1,18 @@
-"""Shared plumbing for both controllers: a small typed Kubernetes client, merge patches, Events.
+"""A small typed Kubernetes client for both controllers, and its async facade.
 
 Kopf's ``patch`` kwarg only writes to the object being handled, so every write here goes through
 this client: pykube-ng's HTTP session (connection pooling, kubeconfig and in-cluster login),
-with the API server's ``Status`` errors turned into typed exceptions. The calls block, so the
-controllers run them in worker threads (``asyncio.to_thread``), never on the event loop.
+with the API server's ``Status`` errors turned into typed exceptions (``runtime.errors``). The
+calls block, so the controllers run them in worker threads (``asyncio.to_thread``), never on the
+event loop; Events are posted by ``runtime.recorder``, merge patches computed by
+``runtime.mergepatch``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
-import logging
-import re
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -25,64 +23,9 @@ import requests
 
 from orderflow.api.common import API_VERSION
 from orderflow.runtime import metrics
-from orderflow.runtime.events import Correlator, Drop, Event, Increment
-
-log = logging.getLogger(__name__)
-
-MERGE_PATCH = "application/merge-patch+json"
-# Event posts that may wait for a slow API server at once; more are dropped, not queued without end.
-MAX_PENDING_EVENTS = 1000
-
-
-class ApiError(Exception):
-    """The API server answered with an error Status."""
-
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(f"{code} {reason}: {message}")
-        self.code = code
-        self.reason = reason
-        self.message = message
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Conflict(ApiError):
-    """409: a stale resourceVersion, or (reason AlreadyExists) a create of an existing name."""
-
-    @property
-    def already_exists(self) -> bool:
-        return self.reason == "AlreadyExists"
-
-
-class Forbidden(ApiError):
-    pass
-
-
-class Invalid(ApiError):
-    pass
-
-
-_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 403: Forbidden, 422: Invalid}
-
-# The API server quotes the offending value in a field error ('spec.customerEmail: Invalid value:
-# "ada@example.com": ...'), and these messages go into conditions, Events and logs. String values
-# are what can be personal data (names, streets, emails), so they are replaced; the field and the
-# rule stay, which is what a person needs to act. CEL rule errors name the value's type instead
-# of the value ("object", "string"), which is kept.
-_QUOTED_VALUE = re.compile(r'((?:Invalid|Unsupported|Duplicate) value|Not found): "(?:[^"\\]|\\.)*"')
-_TYPE_NAMES = {f'"{t}"' for t in ("object", "array", "string", "integer", "number", "boolean")}
-
-
-def redact_values(message: str) -> str:
-    """``message`` with the string values quoted in its field errors replaced by ``"[redacted]"``."""
-
-    def replace(match: re.Match[str]) -> str:
-        value = match.group(0)[len(match.group(1)) + 2 :]
-        return match.group(0) if value in _TYPE_NAMES else f'{match.group(1)}: "[redacted]"'
-
-    return _QUOTED_VALUE.sub(replace, message)
+from orderflow.runtime.errors import NotFound, api_error
+from orderflow.runtime.mergepatch import MERGE_PATCH
+from orderflow.runtime.recorder import Recorder
 
 
 def _raise_for(response: requests.Response) -> None:
@@ -95,23 +38,7 @@ def _raise_for(response: requests.Response) -> None:
         message = status.get("message") or message
     except ValueError:
         pass
-    raise _ERRORS.get(response.status_code, ApiError)(response.status_code, reason, redact_values(message))
-
-
-def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The RFC 7386 merge patch that turns ``old`` into ``new`` (lists are replaced whole)."""
-    patch: dict[str, Any] = {}
-    for key in old.keys() - new.keys():
-        patch[key] = None
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, Mapping) and isinstance(before, Mapping):
-            nested = merge_patch(before, value)
-            if nested:
-                patch[key] = nested
-        elif value != before or key not in old:
-            patch[key] = value
-    return patch
+    raise api_error(response.status_code, reason, message)
 
 
 class Kube:
@@ -254,10 +181,11 @@ class Kube:
         name: str,
         patch: dict[str, Any],
         subresource: str | None = None,
+        version: str = API_VERSION,
     ) -> dict[str, Any]:
         """A JSON merge patch. Put ``metadata.resourceVersion`` in it to fail with 409 when stale."""
         url = f"{plural}/{name}" + (f"/{subresource}" if subresource else "")
-        return self._request("PATCH", url, namespace, body=patch, content_type=MERGE_PATCH)
+        return self._request("PATCH", url, namespace, version=version, body=patch, content_type=MERGE_PATCH)
 
     def delete(
         self, plural: str, namespace: str, name: str, resource_version: str | None = None, uid: str | None = None
@@ -271,46 +199,6 @@ class Kube:
         body = {"preconditions": kept} if kept else None
         with contextlib.suppress(NotFound):
             self._request("DELETE", f"{plural}/{name}", namespace, body=body)
-
-    # -- Events ------------------------------------------------------------------------------
-
-    def record_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str) -> str:
-        """Post a new Event about ``obj``; returns its name."""
-        meta = obj["metadata"]
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # Events keep seconds
-        created = self._request(
-            "POST",
-            "events",
-            meta["namespace"],
-            version="v1",
-            body={
-                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {
-                    "apiVersion": obj.get("apiVersion", API_VERSION),
-                    "kind": obj["kind"],
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta.get("uid"),
-                },
-                "type": type_,
-                "reason": reason,
-                "message": message[:1024],
-                "source": {"component": component},
-                "reportingComponent": f"orderflow.dev/{component}",
-                "reportingInstance": socket.gethostname(),
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-            },
-        )
-        return str(created["metadata"]["name"])
-
-    def count_event(self, namespace: str, name: str, count: int) -> None:
-        """The same Event happened again: raise its ``count`` and move its ``lastTimestamp``, as
-        client-go's recorder does instead of posting a copy."""
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        patch = {"count": count, "lastTimestamp": now}
-        self._request("PATCH", f"events/{name}", namespace, version="v1", body=patch, content_type=MERGE_PATCH)
 
 
 class KubeClient(Protocol):
@@ -342,10 +230,7 @@ class AsyncKube:
     def __init__(self, kube: Kube, component: str) -> None:
         self.sync = kube
         self.component = component
-        self._background: set[asyncio.Task[None]] = set()
-        self._events = Correlator()
-        metrics.EVENTS_DROPPED.labels(component, "rate-limited")
-        metrics.EVENTS_DROPPED.labels(component, "backlog")
+        self.recorder = Recorder(kube, component)
 
     async def find(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.sync.find, plural, namespace, name)
@@ -369,41 +254,9 @@ class AsyncKube:
         await asyncio.to_thread(self.sync.delete, plural, namespace, name, resource_version, uid)
 
     def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Post an Event in the background: a lost Event must never hold up or fail a reconcile.
-
-        As client-go's recorder does: each object gets a burst of Events and then one per few
-        minutes, the same Event again raises the count of the one posted, and at most
-        ``MAX_PENDING_EVENTS`` posts wait for a slow API server; the rest are dropped (counted in
-        ``orderflow_events_dropped_total``)."""
-        meta = obj["metadata"]
-        uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta['name']}")
-        wanted = Event(type_, reason, message)
-        posting = self._events.decide(uid, wanted, time.monotonic())
-        if isinstance(posting, Drop):
-            metrics.EVENTS_DROPPED.labels(self.component, "rate-limited").inc()
-            return
-        if len(self._background) >= MAX_PENDING_EVENTS:
-            metrics.EVENTS_DROPPED.labels(self.component, "backlog").inc()
-            return
-
-        async def post() -> None:
-            try:
-                if isinstance(posting, Increment):
-                    try:
-                        await asyncio.to_thread(self.sync.count_event, meta["namespace"], posting.name, posting.count)
-                        return
-                    except NotFound:  # expired (an Event lives an hour by default): post it anew
-                        self._events.gone(uid, wanted)
-                name = await asyncio.to_thread(self.sync.record_event, obj, type_, reason, message, self.component)
-                self._events.created(uid, wanted, name)
-            except Exception as exc:  # Events are best effort, as in client-go's recorder
-                log.warning("could not post Event %s on %s/%s: %s", reason, meta.get("namespace"), meta["name"], exc)
-
-        task = asyncio.get_running_loop().create_task(post())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Post an Event in the background, folded and rate-limited (``runtime.recorder``)."""
+        self.recorder.event(obj, type_, reason, message)
 
     async def flush(self) -> None:
         """Wait for the Events being posted now."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.recorder.flush()

@@ -32,7 +32,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from orderflow.runtime.client import Conflict, Kube
+from orderflow.runtime.client import Kube
+from orderflow.runtime.errors import Conflict
 
 VERSION = "kopf.dev/v1"
 CLUSTER_PLURAL, CLUSTER_KIND = "clusterkopfpeerings", "ClusterKopfPeering"

@@ -18,8 +18,9 @@ from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentProgress, Ful
 from orderflow.api.order import FulfillmentState, OrderPhase, OrderStatus, SentSignals
 from orderflow.cli import kubectl_plugin
 from orderflow.describe import command, render, source, timeline
-from orderflow.describe.timeline import Description, Snapshot, describe
-from orderflow.runtime.client import Forbidden
+from orderflow.describe.shape import Description, Snapshot
+from orderflow.describe.timeline import describe
+from orderflow.runtime.errors import Forbidden
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 ADDRESS = ShippingAddress(name="Ada Lovelace", street="12 Square", city="London", postal_code="SW1Y 4JH", country="GB")
@@ -747,7 +748,7 @@ def test_the_context_for_a_target_named_by_the_user_else_named_as_the_target() -
 
 
 def test_why_a_context_cannot_read_it_is_one_line_in_the_servers_words() -> None:
-    from orderflow.runtime.client import ApiError
+    from orderflow.runtime.errors import ApiError
 
     with pytest.raises(requests.ConnectionError) as refused_info:  # port 1: nothing listens, refused at once
         requests.get("https://127.0.0.1:1/apis/orderflow.dev/v1alpha1/namespaces/w/fulfillments/o1", timeout=5)

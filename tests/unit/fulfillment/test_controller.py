@@ -9,7 +9,8 @@ from typing import Any
 
 from orderflow.fulfillment.controller import FulfillmentController
 from orderflow.runtime.cache import ObjectKey
-from orderflow.runtime.client import Invalid, Kube
+from orderflow.runtime.client import Kube
+from orderflow.runtime.errors import Invalid
 
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 

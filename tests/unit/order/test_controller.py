@@ -16,7 +16,8 @@ from orderflow.api.evidence import tracking_number
 from orderflow.order.controller import OrderController
 from orderflow.order.workflow import FINALIZER
 from orderflow.runtime.cache import ObjectKey
-from orderflow.runtime.client import Conflict, Kube
+from orderflow.runtime.client import Kube
+from orderflow.runtime.errors import Conflict
 
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 

@@ -8,7 +8,9 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from orderflow.runtime.client import Invalid, Kube, merge_patch, redact_values
+from orderflow.runtime.client import Kube
+from orderflow.runtime.errors import Invalid, redact_values
+from orderflow.runtime.mergepatch import merge_patch
 
 
 def value(metric: str, **labels: str) -> float | None:

@@ -64,6 +64,7 @@ class Recorder:
         ``MAX_PENDING_EVENTS`` posts wait for a slow API server; the rest are dropped (counted in
         ``orderflow_events_dropped_total``)."""
         meta = obj["metadata"]
+        at = _now()  # when it happened, not when a busy loop gets to post it (as client-go stamps it)
         uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta['name']}")
         wanted = Event(type_, reason, message)
         posting = self._events.decide(uid, wanted, time.monotonic())
@@ -78,11 +79,11 @@ class Recorder:
             try:
                 if isinstance(posting, Increment):
                     try:
-                        await asyncio.to_thread(self._count, meta["namespace"], posting.name, posting.count)
+                        await asyncio.to_thread(self._count, meta["namespace"], posting.name, posting.count, at)
                         return
                     except NotFound:  # expired (an Event lives an hour by default): post it anew
                         self._events.gone(uid, wanted)
-                name = await asyncio.to_thread(self._create, obj, type_, reason, message)
+                name = await asyncio.to_thread(self._create, obj, type_, reason, message, at)
                 self._events.created(uid, wanted, name)
             except Exception as exc:  # Events are best effort, as in client-go's recorder
                 log.warning("could not post Event %s on %s/%s: %s", reason, meta.get("namespace"), meta["name"], exc)
@@ -96,10 +97,9 @@ class Recorder:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _create(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> str:
-        """Post a new Event about ``obj``; returns its name."""
+    def _create(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, now: str) -> str:
+        """Post a new Event about ``obj``, which happened at ``now``; returns its name."""
         meta = obj["metadata"]
-        now = _now()
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
@@ -122,10 +122,10 @@ class Recorder:
         created = self.kube.create("events", meta["namespace"], body, version="v1")
         return str(created["metadata"]["name"])
 
-    def _count(self, namespace: str, name: str, count: int) -> None:
-        """The same Event happened again: raise its ``count`` and move its ``lastTimestamp``, as
-        client-go's recorder does instead of posting a copy."""
-        self.kube.patch("events", namespace, name, {"count": count, "lastTimestamp": _now()}, version="v1")
+    def _count(self, namespace: str, name: str, count: int, now: str) -> None:
+        """The same Event happened again at ``now``: raise its ``count`` and move its
+        ``lastTimestamp``, as client-go's recorder does instead of posting a copy."""
+        self.kube.patch("events", namespace, name, {"count": count, "lastTimestamp": now}, version="v1")
 
 
 def _now() -> str:

@@ -330,6 +330,8 @@ def prepare(
 
 
 def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
+    """One size: a control plane of its own, both controllers as processes, then each measure in
+    turn (the numbers in the comments are those of docs/benchmarks.md's sections)."""
     kubectl = tools.ensure("kubectl")
     workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-"))
     plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
@@ -349,182 +351,210 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
             controllers.start("order", "--ack-timeout", "30", "--metrics-port", str(ports["order"])),
         ]
         warm_up(objects)
-
-        # 1-3. throughput, API cost, resources
-        orders = Watcher(objects, "orders", lambda o: _name_if(o, "Completed"))
-        watchers.append(orders)
-        plane_pids = {proc.name: proc.pid for proc in plane.processes()}  # etcd, kube-apiserver
-        cpu_before = {p.which: p.cpu_seconds() for p in procs}
-        plane_cpu_before = {name: cpu_seconds(pid) for name, pid in plane_pids.items()}
-        requests_before = request_counts(env)
-        log(f"creating {n_orders} orders with {workers} client threads ...")
-        started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            list(
-                pool.map(
-                    lambda i: objects.create_namespaced_custom_object(
-                        GROUP, VERSION, NS, "orders", order(f"o-{i:05d}")
-                    ),
-                    range(n_orders),
-                )
-            )
-        created = time.monotonic()
-        orders.wait(lambda: len(orders.seen) >= n_orders, timeout=max(120, n_orders))
-        finished = max(orders.seen.values())
-        time.sleep(2)  # let trailing Events and acknowledgements land before counting
-        requests = request_counts(env) - requests_before
-        cpu = {p.which: p.cpu_seconds() - cpu_before[p.which] for p in procs}
-        plane_cpu = sum(cpu_seconds(pid) - plane_cpu_before[name] for name, pid in plane_pids.items())
-        memory = {p.which: p.memory() for p in procs}
-        per_order = {
-            f"{verb} {res}": round(count / n_orders, 2) for (verb, res), count in sorted(requests.items()) if count
-        }
-        writes = sum(count for (verb, _), count in requests.items() if verb in WRITE_VERBS) / n_orders
-        throughput = {
-            "orders": n_orders,
-            "create_seconds": round(created - started, 2),
-            "create_to_last_completed_seconds": round(finished - started, 2),
-            "orders_per_second": round(n_orders / (finished - started), 1),
-        }
-        log(f"throughput: {throughput}")
-
+        flow = measure_flow(plane, procs, objects, env, watchers, n_orders, workers)  # 1-3
         # 3b. a restart over every finished object: its writes, its time, its memory
         restart = measure_restart(procs, ports, objects, env, n_orders + 1)  # + the warm-up Order
         log(f"restart: {restart}")
         restart["serving"] = measure_serving(procs, ports, objects, n_orders + 2)  # + after-restart
         log(f"serving again: {restart['serving']}")
-
-        # 4. signal latency: pause/resume Fulfillments whose step never ends on its own
-        n_targets = 20
-        fulfill = Watcher(
-            objects,
-            "fulfillments",
-            lambda f: (f["metadata"]["name"], (f.get("status") or {}).get("observedGeneration")),
-        )
-        watchers.append(fulfill)
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            list(
-                pool.map(
-                    lambda i: objects.create_namespaced_custom_object(
-                        GROUP,
-                        VERSION,
-                        NS,
-                        "orders",
-                        order(f"slow-{i:03d}", picking=86400, packing=86400),
-                    ),
-                    range(n_targets),
-                )
-            )
-        names = [f"slow-{i:03d}" for i in range(n_targets)]
-        fulfill.wait(
-            lambda: all((fulfill.latest.get(n, {}).get("status") or {}).get("phase") == "Picking" for n in names),
-            timeout=120,
-        )
-        orders_follow = Watcher(
-            objects,
-            "orders",
-            lambda o: (o["metadata"]["name"], ((o.get("status") or {}).get("fulfillment") or {}).get("paused")),
-        )
-        watchers.append(orders_follow)
-        # Its first list delivers every Order: from then on it times changes as they come.
-        orders_follow.wait(lambda: all(n in orders_follow.latest for n in names), timeout=30)
-        signal_latency: list[float] = []
-        propagation: list[float] = []
-        paused = dict.fromkeys(names, False)
-
-        def one_signal(name: str, value: bool) -> tuple[float, float]:
-            orders_follow.forget(name)
-            sent = time.monotonic()
-            patched = cast(
-                dict[str, Any],
-                objects.patch_namespaced_custom_object(
-                    GROUP, VERSION, NS, "fulfillments", name, {"spec": {"paused": value}}
-                ),
-            )
-            acked_key = (name, patched["metadata"]["generation"])
-            fulfill.wait(lambda: acked_key in fulfill.seen, timeout=30, about=name)
-            acked = fulfill.seen[acked_key]
-            mirrored_key = (name, value)
-            # Seen since forget(): the Order's mirror of this very change. Two watch streams can
-            # skew by a few ms either way; a negative propagation is counted as 0.
-            orders_follow.wait(lambda: mirrored_key in orders_follow.seen, timeout=30, about=name)
-            return acked - sent, max(0.0, orders_follow.seen[mirrored_key] - acked)
-
-        for i in range(n_signals):
-            name = names[i % n_targets]
-            paused[name] = not paused[name]
-            latency, propagated = one_signal(name, paused[name])
-            signal_latency.append(latency)
-            propagation.append(propagated)
-        log("signals done")
-
-        # 4b. a hand-made Fulfillment, started, zero-length steps: create -> Shipped in its status
-        shipped = Watcher(objects, "fulfillments", lambda f: _name_if(f, "Shipped"))
-        watchers.append(shipped)
-
-        def one_fulfillment(name: str) -> float:
-            sent = time.monotonic()
-            objects.create_namespaced_custom_object(GROUP, VERSION, NS, "fulfillments", hand_made(name))
-            shipped.wait(lambda: name in shipped.seen, timeout=30, about=name)
-            return shipped.seen[name] - sent
-
-        to_shipped = [one_fulfillment(f"hand-{i:03d}") for i in range(max(100, n_signals // 2))]
-
-        # 6. the ceiling: plain clients patching status as fast as they can, each on objects of its
-        # own (writes to one object from many clients would measure the server's conflict retries).
+        signal_latency, propagation = measure_signals(objects, watchers, n_signals, workers)  # 4
+        to_shipped = measure_apply_to_shipped(objects, watchers, max(100, n_signals // 2))  # 4b
         controllers.stop_all()  # the controllers would react to each write; measure the server alone
-        targets = [f"o-{i:05d}" for i in range(min(n_orders, 200))]
-
-        def patch_status(i: int) -> None:
-            objects.patch_namespaced_custom_object_status(
-                GROUP, VERSION, NS, "fulfillments", targets[i % len(targets)], {"status": {"failureMessage": f"c{i}"}}
-            )
-
-        t0 = time.monotonic()
-        for i in range(500):
-            patch_status(i)
-        one_client = 500 / (time.monotonic() - t0)
-        t0 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(patch_status, range(2000)))
-        eight_clients = 2000 / (time.monotonic() - t0)
+        ceiling = measure_ceiling(objects, n_orders)  # 6
         floor = measure_floor(objects, env, n=min(n_orders, 1000))
         log(f"floor: {floor}")
-
-        result = {
+        throughput = flow["throughput"]
+        return {
             "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "throughput": throughput,
-            "api_writes_per_order": round(writes, 2),
-            "api_requests_per_order": per_order,
-            "controllers": {
-                which: {
-                    "cpu_seconds_per_1000_orders": round(cpu[which] * 1000 / n_orders, 1),
-                    "rss_mib_after": round(memory[which].now_mib, 1),
-                    "peak_rss_mib": round(memory[which].peak_mib, 1),
-                }
-                for which in cpu
-            },
-            "control_plane_cpu_ms_per_order": round(plane_cpu * 1000 / n_orders, 1),
+            **flow,
             "restart": restart,
             "floor": {**floor, "flow_fraction": round(throughput["orders_per_second"] / floor["orders_per_second"], 2)},
             "apply_to_shipped": percentiles(to_shipped),
             "signal_latency": percentiles(signal_latency),
             "query_propagation": percentiles(propagation),
             "ceiling": {
-                "status_patches_per_second_one_client": round(one_client, 1),
-                "status_patches_per_second_eight_clients": round(eight_clients, 1),
+                **ceiling,
                 # the flow's own write rate, for comparison: above the one-client ceiling, the
                 # writes of three processes (the client creating orders, two controllers) add up
-                "flow_writes_per_second": round(throughput["orders_per_second"] * writes, 1),
+                "flow_writes_per_second": round(throughput["orders_per_second"] * flow["api_writes_per_order"], 1),
             },
         }
-        return result
     finally:
         for w in watchers:
             w.stop()
         controllers.stop_all()
         plane.stop()
+
+
+def measure_flow(
+    plane: ControlPlane,
+    procs: list[ControllerProcess],
+    objects: client.CustomObjectsApi,
+    env: dict[str, str],
+    watchers: list[Watcher],
+    n_orders: int,
+    workers: int,
+) -> dict[str, Any]:
+    """1-3: ``n_orders`` created at once by ``workers`` client threads, until the last Completed:
+    the throughput, the API requests per order, and each process's CPU and memory for it."""
+    orders = Watcher(objects, "orders", lambda o: _name_if(o, "Completed"))
+    watchers.append(orders)
+    plane_pids = {proc.name: proc.pid for proc in plane.processes()}  # etcd, kube-apiserver
+    cpu_before = {p.which: p.cpu_seconds() for p in procs}
+    plane_cpu_before = {name: cpu_seconds(pid) for name, pid in plane_pids.items()}
+    requests_before = request_counts(env)
+    log(f"creating {n_orders} orders with {workers} client threads ...")
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(
+            pool.map(
+                lambda i: objects.create_namespaced_custom_object(GROUP, VERSION, NS, "orders", order(f"o-{i:05d}")),
+                range(n_orders),
+            )
+        )
+    created = time.monotonic()
+    orders.wait(lambda: len(orders.seen) >= n_orders, timeout=max(120, n_orders))
+    finished = max(orders.seen.values())
+    time.sleep(2)  # let trailing Events and acknowledgements land before counting
+    requests = request_counts(env) - requests_before
+    cpu = {p.which: p.cpu_seconds() - cpu_before[p.which] for p in procs}
+    plane_cpu = sum(cpu_seconds(pid) - plane_cpu_before[name] for name, pid in plane_pids.items())
+    memory = {p.which: p.memory() for p in procs}
+    per_order = {
+        f"{verb} {res}": round(count / n_orders, 2) for (verb, res), count in sorted(requests.items()) if count
+    }
+    writes = sum(count for (verb, _), count in requests.items() if verb in WRITE_VERBS) / n_orders
+    throughput = {
+        "orders": n_orders,
+        "create_seconds": round(created - started, 2),
+        "create_to_last_completed_seconds": round(finished - started, 2),
+        "orders_per_second": round(n_orders / (finished - started), 1),
+    }
+    log(f"throughput: {throughput}")
+    return {
+        "throughput": throughput,
+        "api_writes_per_order": round(writes, 2),
+        "api_requests_per_order": per_order,
+        "controllers": {
+            which: {
+                "cpu_seconds_per_1000_orders": round(cpu[which] * 1000 / n_orders, 1),
+                "rss_mib_after": round(memory[which].now_mib, 1),
+                "peak_rss_mib": round(memory[which].peak_mib, 1),
+            }
+            for which in cpu
+        },
+        "control_plane_cpu_ms_per_order": round(plane_cpu * 1000 / n_orders, 1),
+    }
+
+
+SIGNAL_TARGETS = 20  # Fulfillments paused and resumed in turn by measure_signals
+
+
+def measure_signals(
+    objects: client.CustomObjectsApi, watchers: list[Watcher], n_signals: int, workers: int
+) -> tuple[list[float], list[float]]:
+    """4: pause/resume Fulfillments whose step never ends on its own, one signal at a time: from
+    the patch to the Fulfillment's acknowledgement (signal latency), and from there to the
+    Order's mirror of it (query propagation)."""
+    fulfill = Watcher(
+        objects,
+        "fulfillments",
+        lambda f: (f["metadata"]["name"], (f.get("status") or {}).get("observedGeneration")),
+    )
+    watchers.append(fulfill)
+    names = [f"slow-{i:03d}" for i in range(SIGNAL_TARGETS)]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(
+            pool.map(
+                lambda name: objects.create_namespaced_custom_object(
+                    GROUP, VERSION, NS, "orders", order(name, picking=86400, packing=86400)
+                ),
+                names,
+            )
+        )
+    fulfill.wait(
+        lambda: all((fulfill.latest.get(n, {}).get("status") or {}).get("phase") == "Picking" for n in names),
+        timeout=120,
+    )
+    orders_follow = Watcher(
+        objects,
+        "orders",
+        lambda o: (o["metadata"]["name"], ((o.get("status") or {}).get("fulfillment") or {}).get("paused")),
+    )
+    watchers.append(orders_follow)
+    # Its first list delivers every Order: from then on it times changes as they come.
+    orders_follow.wait(lambda: all(n in orders_follow.latest for n in names), timeout=30)
+    signal_latency: list[float] = []
+    propagation: list[float] = []
+    paused = dict.fromkeys(names, False)
+
+    def one_signal(name: str, value: bool) -> tuple[float, float]:
+        orders_follow.forget(name)
+        sent = time.monotonic()
+        patched = cast(
+            dict[str, Any],
+            objects.patch_namespaced_custom_object(
+                GROUP, VERSION, NS, "fulfillments", name, {"spec": {"paused": value}}
+            ),
+        )
+        acked_key = (name, patched["metadata"]["generation"])
+        fulfill.wait(lambda: acked_key in fulfill.seen, timeout=30, about=name)
+        acked = fulfill.seen[acked_key]
+        mirrored_key = (name, value)
+        # Seen since forget(): the Order's mirror of this very change. Two watch streams can
+        # skew by a few ms either way; a negative propagation is counted as 0.
+        orders_follow.wait(lambda: mirrored_key in orders_follow.seen, timeout=30, about=name)
+        return acked - sent, max(0.0, orders_follow.seen[mirrored_key] - acked)
+
+    for i in range(n_signals):
+        name = names[i % SIGNAL_TARGETS]
+        paused[name] = not paused[name]
+        latency, propagated = one_signal(name, paused[name])
+        signal_latency.append(latency)
+        propagation.append(propagated)
+    log("signals done")
+    return signal_latency, propagation
+
+
+def measure_apply_to_shipped(objects: client.CustomObjectsApi, watchers: list[Watcher], count: int) -> list[float]:
+    """4b: hand-made Fulfillments, started, zero-length steps, one at a time: from the create to
+    Shipped in its status."""
+    shipped = Watcher(objects, "fulfillments", lambda f: _name_if(f, "Shipped"))
+    watchers.append(shipped)
+
+    def one_fulfillment(name: str) -> float:
+        sent = time.monotonic()
+        objects.create_namespaced_custom_object(GROUP, VERSION, NS, "fulfillments", hand_made(name))
+        shipped.wait(lambda: name in shipped.seen, timeout=30, about=name)
+        return shipped.seen[name] - sent
+
+    return [one_fulfillment(f"hand-{i:03d}") for i in range(count)]
+
+
+def measure_ceiling(objects: client.CustomObjectsApi, n_orders: int) -> dict[str, float]:
+    """6: plain clients patching status as fast as they can, each on objects of its own (writes
+    to one object from many clients would measure the server's conflict retries). Run with the
+    controllers stopped: they would react to each write."""
+    targets = [f"o-{i:05d}" for i in range(min(n_orders, 200))]
+
+    def patch_status(i: int) -> None:
+        objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NS, "fulfillments", targets[i % len(targets)], {"status": {"failureMessage": f"c{i}"}}
+        )
+
+    t0 = time.monotonic()
+    for i in range(500):
+        patch_status(i)
+    one_client = 500 / (time.monotonic() - t0)
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(patch_status, range(2000)))
+    eight_clients = 2000 / (time.monotonic() - t0)
+    return {
+        "status_patches_per_second_one_client": round(one_client, 1),
+        "status_patches_per_second_eight_clients": round(eight_clients, 1),
+    }
 
 
 def pct(d: dict[str, float]) -> str:

@@ -312,6 +312,10 @@ async def _waiting_with(
         waiting = [
             i for i, p in zip(waiting, phases, strict=True) if isinstance(p, BaseException) or p.phase != "Picking"
         ]
+        if waiting and time.monotonic() + window > began + step:
+            raise RuntimeError(
+                f"{len(waiting)} of {n_orders} fulfillments were not yet Picking when the quiet window had to begin"
+            )
         if waiting:
             await asyncio.sleep(1.0)
     in_flight_seconds = time.monotonic() - began

@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"peer: {json.dumps(result['peer'])}")
         results.append(result)
     document = {
-        "command": " ".join(["python -m orderflow.dev.bench.waiting", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m orderflow.dev.bench.waiting", *_without_note(argv or sys.argv[1:])]),
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "note": args.note,
@@ -365,8 +365,70 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _without_note(argv: list[str]) -> list[str]:
+    """The command as run, without its --note (said in a column of its own)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            kept.append(arg)
+    return kept
+
+
 def _ms(p: dict[str, float] | None) -> str:
     return "—" if p is None else f"{p['p50_ms']:,.0f} / {p['p99_ms']:,.0f} / {p['max_ms']:,.0f} ms"
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """Issue #22's targets against one size's results: (target, measured, reached)."""
+    o = result["orderflow"]
+    w, rs, lt = o["waiting"], o["restart"], o["lateness"]
+    both = w["controllers_core_percent_per_10000_waiting"]
+    late = [lt["all"]["p99_ms"]]
+    if lt["due_before_serving_from_serving"]:
+        late.append(lt["due_before_serving_from_serving"]["p99_ms"])
+    beyond = sum(rs["writes_beyond_due_transitions"].values())
+    rows = [
+        ("both controllers ≤ 1 % of a core per 10,000 waiting", f"{both:.3f} %", both <= 1.0),
+        (
+            "about 0 API requests per waiting workflow",
+            f"{w['api_requests_per_waiting_per_minute']:.4f} a minute",
+            w["api_requests_per_waiting_per_minute"] < 0.001,
+        ),
+        (
+            "step lateness p99 ≤ 1 s, steps due during the restart included (from serving again)",
+            " / ".join(f"{x:,.0f} ms" for x in late),
+            max(late) <= 1000,
+        ),
+        (
+            "each controller ≤ 150 MiB RSS (at 10,000 in flight)",
+            ", ".join(f"{k} {v:.0f} MiB" for k, v in {**w["rss_mib"], **rs["rss_mib_after"]}.items()),
+            max([*w["rss_mib"].values(), *rs["rss_mib_after"].values()]) <= 150,
+        ),
+        (
+            "a restart serves again in ≤ 20 s, no writes beyond the due step transitions",
+            f"{rs['serving_seconds']} s, {beyond:g} writes",
+            rs["serving_seconds"] <= 20 and beyond == 0,
+        ),
+    ]
+    peer = result.get("peer")
+    if peer and "error" not in peer:
+        theirs = sum(peer["core_percent_per_10000_waiting"].values())
+        ours = both + sum(
+            v for k, v in w["core_percent_per_10000_waiting"].items() if k not in ("order", "fulfillment")
+        )
+        rows.append(
+            (
+                "≤ 1/20 of the seed's design on Temporal (CPU while waiting, everything counted)",
+                f"{ours:.2f} % against {theirs:.0f} % of a core per 10,000 ({ours / theirs:.4f})",
+                ours <= theirs / 20,
+            )
+        )
+    return rows
 
 
 def section(runs: list[dict[str, Any]]) -> str:
@@ -423,6 +485,16 @@ def section(runs: list[dict[str, Any]]) -> str:
                 f"| server {pc['server']:.2f}, worker {pc['worker']:.2f}; together {sum(pc.values()):.2f} "
                 f"| (no API server) | {prss} | — | {_ms(p['lateness'])} | — | same run |"
             )
+    for run_ in runs:
+        for r in run_["results"]:
+            lines += [
+                "",
+                f"Targets (#22), {r['orderflow']['orders']:,} in flight:",
+                "",
+                "| target | measured | |",
+                "|---|---|---|",
+                *(f"| {t} | {m} | {'reached' if ok else 'missed'} |" for t, m, ok in targets(r)),
+            ]
     return "\n".join(lines)
 
 

@@ -165,7 +165,7 @@ def run(
             f"all {n_orders} in flight after {in_flight_seconds:.0f} s; "
             f"first step due in {first_due - time.monotonic():.0f} s"
         )
-        time.sleep(max(3.0, began + create_seconds + ACK_TIMEOUT + 3 - time.monotonic()))
+        time.sleep(max(3.0, began + in_flight_seconds + ACK_TIMEOUT + 3 - time.monotonic()))
         if time.monotonic() + window > first_due - lead:
             raise RuntimeError(
                 f"the quiet window ({window:g} s) would not end before the first step falls due: "
@@ -479,17 +479,18 @@ def section(runs: list[dict[str, Any]]) -> str:
                 lines.append(f"| {p['orders']:,} | Temporal, 5 s poll | did not finish: {p['error']} | | | | | | |")
                 continue
             pc = p["core_percent_per_10000_waiting"]
+            unended = f" ({p['steps_not_ended']:,} steps not ended, left out)" if p.get("steps_not_ended") else ""
             prss = ", ".join(f"{k} {p['rss_mib_idle'][k]:.0f} → {v:.0f} MiB" for k, v in p["rss_mib"].items())
             lines.append(
                 f"| {p['orders']:,} | Temporal {p['temporal']}, seed's 5 s poll "
                 f"| server {pc['server']:.2f}, worker {pc['worker']:.2f}; together {sum(pc.values()):.2f} "
-                f"| (no API server) | {prss} | — | {_ms(p['lateness'])} | — | same run |"
+                f"| (no API server) | {prss} | — | {_ms(p['lateness'])}{unended} | — | same run |"
             )
     for run_ in runs:
         for r in run_["results"]:
             lines += [
                 "",
-                f"Targets (#22), {r['orderflow']['orders']:,} in flight:",
+                f"Targets (#22), {r['orderflow']['orders']:,} in flight, run of {run_['when']}:",
                 "",
                 "| target | measured | |",
                 "|---|---|---|",

@@ -309,7 +309,17 @@ async def _waiting_with(
 
     waiting = list(ids)
     while waiting:  # every fulfillment started, each order polling it
-        phases = await asyncio.gather(*(status(i) for i in waiting), return_exceptions=True)
+        # Bounded: a server too busy to answer (10,000 polling on 2 cores) fails here, in time.
+        until_window = began + step - window - time.monotonic()
+        try:
+            phases = await asyncio.wait_for(
+                asyncio.gather(*(status(i) for i in waiting), return_exceptions=True), timeout=max(1.0, until_window)
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"the fulfillments were not all Picking when the quiet window had to begin ({n_orders} started; "
+                "the server did not answer their queries in time)"
+            ) from None
         waiting = [
             i for i, p in zip(waiting, phases, strict=True) if isinstance(p, BaseException) or p.phase != "Picking"
         ]

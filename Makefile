@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv lock tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover clean
+.PHONY: all venv lock tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover bench-waiting clean
 
 all: test
 
@@ -121,6 +121,14 @@ bench-targets: tools
 # module's help, and docs/deploy.md, High availability).
 bench-failover: tools
 	$(BIN)/python -m orderflow.dev.bench.failover --lifetimes 60 15 --trials 5 $(FAILOVER_ARGS)
+
+# Waiting at scale (docs/benchmarks.md, "Waiting"): 1,000 then 10,000 in flight with long steps,
+# a restart of both controllers as the first steps fall due, and the seed's design on Temporal
+# beside it in the same run (about 12 and 40 minutes on 2 cores).
+bench-waiting: tools
+	$(BIN)/python -m orderflow.dev.cluster.tools temporal
+	$(BIN)/python -m orderflow.dev.bench.waiting --orders 1000 --per-second 20 --picking-seconds 150 --peer temporal
+	$(BIN)/python -m orderflow.dev.bench.waiting --orders 10000 --per-second 20 --picking-seconds 660 --peer temporal
 
 clean:
 	rm -rf $(VENV) .orderflow .mypy_cache .ruff_cache .pytest_cache

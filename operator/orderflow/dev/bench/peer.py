@@ -36,6 +36,7 @@ from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 
 SERVER_START_TIMEOUT = 120.0
+LATE_LIMIT = 300.0  # seconds past the last due time the waiting variant waits for the last step's end
 QUERY_INTERVAL = 0.002  # how often a latency probe asks again: well under the latencies measured
 
 
@@ -264,6 +265,120 @@ async def _measure_with(
         "signal": percentiles(latencies["signal"]),
         "propagation": percentiles(latencies["propagation"]),
     }
+
+
+async def _waiting_with(
+    client: Any, server: Server, worker: Worker, n_orders: int, per_second: float, step: float, window: float
+) -> dict[str, Any]:
+    """The waiting scenario (orderflow.dev.bench.waiting) on the seed's design: ``n_orders`` order
+    workflows started ``per_second``, each fulfillment step ``step`` seconds, each order polling
+    its fulfillment every 5 s as the seed does. While all wait: the server's and the worker's CPU
+    over ``window`` seconds and their RSS; then each Picking step's end (the fulfillment's own
+    workflow time entering Packing) against its due time (entering Picking plus ``step``)."""
+    from orderflow.dev.bench import seed
+
+    run_id = uuid.uuid4().hex[:6]
+    await _throughput(client, 20, poll=0, run_id=f"warm-{run_id}")
+    pids = {"server": server.popen.pid, "worker": worker.popen.pid}
+    idle = {name: harness.memory(pid).now_mib for name, pid in pids.items()}
+    ids = [f"{run_id}-{i}" for i in range(n_orders)]
+    limit = asyncio.Semaphore(64)
+
+    async def start(order_id: str) -> None:
+        async with limit:
+            await client.start_workflow(
+                seed.OrderWorkflow.run,
+                seed.OrderInput(order_id, step, 5.0),
+                id=f"order-{order_id}",
+                task_queue=seed.ORDER_QUEUE,
+            )
+
+    began = time.monotonic()
+    starts = []
+    for i, order_id in enumerate(ids):
+        await asyncio.sleep(max(0.0, began + i / per_second - time.monotonic()))
+        starts.append(asyncio.ensure_future(start(order_id)))
+    await asyncio.gather(*starts)
+    create_seconds = time.monotonic() - began
+
+    async def status(order_id: str) -> seed.FulfillmentStatus:
+        async with limit:
+            handle = client.get_workflow_handle(seed.fulfillment_id(order_id))
+            found: seed.FulfillmentStatus = await handle.query(seed.FulfillmentWorkflow.get_fulfillment_status)
+            return found
+
+    waiting = list(ids)
+    while waiting:  # every fulfillment started, each order polling it
+        # Bounded: a server too busy to answer (10,000 polling on 2 cores) fails here, in time.
+        until_window = began + step - window - time.monotonic()
+        try:
+            phases = await asyncio.wait_for(
+                asyncio.gather(*(status(i) for i in waiting), return_exceptions=True), timeout=max(1.0, until_window)
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"the fulfillments were not all Picking when the quiet window had to begin ({n_orders} started; "
+                "the server did not answer their queries in time)"
+            ) from None
+        waiting = [
+            i for i, p in zip(waiting, phases, strict=True) if isinstance(p, BaseException) or p.phase != "Picking"
+        ]
+        if waiting and time.monotonic() + window > began + step:
+            raise RuntimeError(
+                f"{len(waiting)} of {n_orders} fulfillments were not yet Picking when the quiet window had to begin"
+            )
+        if waiting:
+            await asyncio.sleep(1.0)
+    in_flight_seconds = time.monotonic() - began
+    if time.monotonic() + window > began + step:
+        raise RuntimeError(f"the peer's first step falls due before the quiet window ends: raise the step ({step} s)")
+    cpu_before = {name: harness.cpu_seconds(pid) for name, pid in pids.items()}
+    await asyncio.sleep(window)
+    cpu = {name: harness.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    rss = {name: harness.memory(pid).now_mib for name, pid in pids.items()}
+    # Every step's end, however late: a busy server fires timers late, and leaving the latest
+    # out would flatter it. Up to `LATE_LIMIT` past the last due time; those not ended by then
+    # are counted apart.
+    last_due = began + create_seconds + step
+    await asyncio.sleep(max(0.0, last_due + 15 - time.monotonic()))
+    ended: dict[str, float] = {}
+    while True:
+        left = [i for i in ids if i not in ended]
+        for order_id, found in zip(left, await asyncio.gather(*(status(i) for i in left)), strict=True):
+            if "Packing" in found.entered:
+                ended[order_id] = found.entered["Packing"] - found.entered["Picking"] - step
+        if len(ended) == len(ids) or time.monotonic() > last_due + LATE_LIMIT:
+            break
+        await asyncio.sleep(5.0)
+    late = list(ended.values())
+    unfinished = len(ids) - len(ended)
+    per_minute = 60 / window * 1000 / n_orders
+    return {
+        "orders": n_orders,
+        "create_seconds": round(create_seconds, 1),
+        "in_flight_seconds": round(in_flight_seconds, 1),
+        "window_seconds": window,
+        "cpu_seconds_per_1000_waiting_per_minute": {k: round(v * per_minute, 3) for k, v in cpu.items()},
+        "core_percent_per_10000_waiting": {k: round(v / window * 100 * 10_000 / n_orders, 2) for k, v in cpu.items()},
+        "rss_mib": {k: round(v, 1) for k, v in rss.items()},
+        "rss_mib_idle": {k: round(v, 1) for k, v in idle.items()},
+        "lateness": percentiles(late) if late else None,
+        "steps_not_ended": unfinished,
+    }
+
+
+def waiting(n_orders: int, per_second: float, step: float, window: float) -> dict[str, Any]:
+    """The waiting scenario on a fresh server and worker."""
+    from importlib.metadata import version
+
+    async def measure(server: Server, workdir: Path) -> dict[str, Any]:
+        client = await server.connect()
+        with _worker_process(server.address, workdir) as worker:
+            return await _waiting_with(client, server, worker, n_orders, per_second, step, window)
+
+    with tempfile.TemporaryDirectory(prefix="orderflow-peer-") as tmp, _server(Path(tmp)) as server:
+        result = asyncio.run(measure(server, Path(tmp)))
+    return {"temporal": tools.TEMPORAL_CLI_VERSION, "sdk": version("temporalio"), "poll_seconds": 5.0, **result}
 
 
 def run(n_orders: int, n_signals: int, polls: tuple[float, ...] = (5.0, 0.0)) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import enum
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -843,13 +844,27 @@ def _delete(
             if not fulfillment.cancelled and not fulfillment.status.phase.terminal:
                 signals["cancelled"] = True
             if ttl is not None and fulfillment.ttl_seconds_after_finished is None:
-                signals["ttlSecondsAfterFinished"] = ttl
+                signals["ttlSecondsAfterFinished"] = _outliving(ttl, fulfillment.status.completed_at, now)
             if signals:
                 actions.append(SendSignals(signals))
         elif policy is DeletionPolicy.DELETE:
             actions.append(DeleteFulfillment(fulfillment.uid))
     actions.append(RemoveFinalizer())
     return Decision(status=None, actions=tuple(actions))
+
+
+OUTLIVE_SECONDS = 5
+"""A Fulfillment given its Order's time to live on deletion goes at least this long after now."""
+
+
+def _outliving(ttl: int, ended: datetime.datetime | None, now: datetime.datetime) -> int:
+    """The Order's time to live for its Fulfillment, counted from the Fulfillment's own end as
+    always, but never ending before the Order is gone: a Fulfillment that ended long ago would
+    otherwise be deleted at once, racing the removal of the Order's finalizer (seen in
+    tests/integration/test_retention.py under load)."""
+    if ended is None:
+        return ttl
+    return max(ttl, math.ceil((now - ended).total_seconds()) + OUTLIVE_SECONDS)
 
 
 def _conditions(

@@ -832,3 +832,11 @@ def test_a_cancel_that_came_after_shipping_is_said_in_ready_and_warned_once() ->
     assert [e.reason for e in first.events if e.type == "Warning"] == ["CancelTooLate"]
     again = wf.decide(order(first.status, cancelled=True), completed_fulfillment(cancelled=True), T0, ACK)
     assert [e.reason for e in again.events if e.type == "Warning"] == []
+
+
+def test_a_fulfillment_that_ended_long_ago_still_outlives_its_order_on_deletion() -> None:
+    o, f = completed(ttlSecondsAfterFinished=30)  # the Fulfillment ended at T0
+    going = wf.ObservedOrder(**{**o.__dict__, "deleting": True})
+    late = T0 + datetime.timedelta(seconds=100)
+    (signal, _) = wf.decide(going, f, late, ACK).actions
+    assert signal == wf.SendSignals({"ttlSecondsAfterFinished": 100 + wf.OUTLIVE_SECONDS})  # not 30: gone at once

@@ -30,7 +30,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from typing import Any
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
-from orderflow.dev.bench import sections
+from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.run import NS, Watcher, log, prepare, warm_up
 from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
@@ -169,21 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)
     results = [run(n, args.per_second, args.margin, args.workers) for n in args.orders]
-    document = {
-        "command": " ".join(["python -m orderflow.dev.bench.deadlines", *(argv if argv is not None else sys.argv[1:])]),
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "results": results,
-    }
-    previous: dict[str, Any] = {}
-    if args.output.exists():
-        previous = json.loads(args.output.read_text())
+    document = {**record.stamp(__spec__.name, argv if argv is not None else sys.argv[1:]), "results": results}
     measured = {(r["due_per_second"], r["orders"]) for r in results}
-    runs = [r for r in previous.get("runs", []) if (r["results"][0]["due_per_second"], r["results"][0]["orders"])
-            not in measured]  # fmt: skip
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"runs": [*runs, document]}, indent=2) + "\n")
-    text = section([*runs, document])
+    runs = record.keep(
+        args.output,
+        document,
+        lambda run: (run["results"][0]["due_per_second"], run["results"][0]["orders"]) in measured,
+    )
+    text = section(runs)
     sections.replace(args.docs, "deadlines", text)
     print(text)
     return 0

@@ -43,7 +43,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -60,7 +59,7 @@ from kubernetes import client, config, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
-from orderflow.dev.bench import sections
+from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.run import log
 from orderflow.dev.bench.targets import Seen
 from orderflow.dev.cluster import tools
@@ -510,16 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "mode": mode if mode == "processes" else f"pods, kill {args.kill}",
         "controller": args.controller,
-        "command": " ".join(["python -m orderflow.dev.bench.failover", *(argv if argv is not None else sys.argv[1:])]),
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        **record.stamp(__spec__.name, argv if argv is not None else sys.argv[1:]),
         "results": results,
     }
-    previous: dict[str, Any] = json.loads(args.output.read_text()) if args.output.exists() else {}
-    runs = [r for r in previous.get("runs", []) if (r["mode"], r["controller"]) != (document["mode"], args.controller)]
-    runs.append(document)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    same = (document["mode"], args.controller)
+    runs = record.keep(args.output, document, lambda run: (run["mode"], run["controller"]) == same)
     text = section(runs)
     sections.replace(args.docs, "failover", text)
     print(text)

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,7 @@ from kubernetes import client, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
-from orderflow.dev.bench import sections
+from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.run import log, prepare
 from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
@@ -226,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)
     outcome = run(args.orders, args.signals, args.workers)
-    document = {
-        "command": " ".join(["python -m orderflow.dev.bench.targets", *(argv if argv is not None else sys.argv[1:])]),
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        **outcome,
-    }
+    document = {**record.stamp(__spec__.name, argv if argv is not None else sys.argv[1:]), **outcome}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     a, b = outcome["throughput_across"], outcome["throughput_beside"]

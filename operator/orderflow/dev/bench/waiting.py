@@ -33,7 +33,6 @@ import concurrent.futures
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from typing import Any
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
-from orderflow.dev.bench import sections
+from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.lateness import parse_time, step_lateness
 from orderflow.dev.bench.run import (
     NS,
@@ -346,20 +345,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"peer: {json.dumps(result['peer'])}")
         results.append(result)
     document = {
-        "command": " ".join(["python -m orderflow.dev.bench.waiting", *_without_note(argv or sys.argv[1:])]),
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        **record.stamp(__spec__.name, _without_note(argv or sys.argv[1:])),
         "note": args.note,
         "results": results,
     }
-    previous: dict[str, Any] = {}
-    if args.output.exists():
-        previous = json.loads(args.output.read_text())
     measured = {r["orderflow"]["orders"] for r in results}
-    runs = [r for r in previous.get("runs", []) if r["results"][0]["orderflow"]["orders"] not in measured]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"runs": [*runs, document]}, indent=2) + "\n")
-    text = section([*runs, document])
+    runs = record.keep(args.output, document, lambda run: run["results"][0]["orderflow"]["orders"] in measured)
+    text = section(runs)
     sections.replace(args.docs, "waiting", text)
     print(text)
     return 0

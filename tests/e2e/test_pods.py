@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from orderflow.dev import manifests
+from orderflow.dev.cluster import node
 from orderflow.dev.testing.plugin import REPO, Kubectl, wait_for
 
 from .conftest import INSTALLED, installed_namespaces
@@ -240,26 +241,9 @@ def test_a_pod_whose_api_access_is_broken_is_not_ready(k: HelmKubectl, cut_off: 
 # -- memory under the chart's limit, enforced by the kernel --------------------------------------
 
 
-def _controller_process(pod: dict[str, Any]) -> tuple[int, str]:
-    """(pid, memory cgroup) of the controller running in a Pod, found on the node by its cgroup."""
-    uid = pod["metadata"]["uid"]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cgroups = (proc / "cgroup").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        memory = next((line.split(":", 2)[2] for line in cgroups.splitlines() if ":memory:" in line), "")
-        if (f"pod{uid}" in memory or f"pod{uid.replace('-', '_')}" in memory) and b"orderflow" in cmdline:
-            return int(proc.name), memory
-    raise AssertionError(f"no controller process found in Pod {pod['metadata']['name']}")
-
-
 def _rss_of_pod(pod: dict[str, Any]) -> tuple[int, int]:
     """(RSS, limit) in bytes of the Pod's controller, read from the kernel: /proc and its cgroup."""
-    pid, memory = _controller_process(pod)
+    pid, memory = node.controller_process(pod["metadata"]["uid"])
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
     limit = int((Path("/sys/fs/cgroup/memory") / memory.lstrip("/") / "memory.limit_in_bytes").read_text())
@@ -337,7 +321,7 @@ def test_the_standby_replica_takes_over_when_the_active_one_goes(
         if not NODE_STATE:
             pytest.skip("kills the process on the local node")
         pod = next(p for p in release.ready_pods() if p["metadata"]["name"] == active)
-        os.kill(_controller_process(pod)[0], signal.SIGKILL)
+        os.kill(node.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
     apply_orders(k, namespace, ["after-failover"], steps=0)
     k("wait", "-n", namespace, "--for=condition=Ready", "order/after-failover", "--timeout=120s")
     failover = time.monotonic() - killed_at

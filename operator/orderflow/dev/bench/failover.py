@@ -62,7 +62,7 @@ from orderflow.dev import manifests
 from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.run import log
 from orderflow.dev.bench.targets import Seen
-from orderflow.dev.cluster import tools
+from orderflow.dev.cluster import node, tools
 from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.harness import ControllerProcess, Controllers
 from orderflow.runtime import peering
@@ -285,7 +285,7 @@ class Pods:
             )
             return "kubectl delete pod --grace-period=0 --force"
         (pod,) = [p for p in self.pods() if p["metadata"]["name"] == identity]
-        os.kill(controller_pid(pod["metadata"]["uid"]), signal.SIGKILL)
+        os.kill(node.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
         return "SIGKILL to the Pod's controller process (the container restarts)"
 
     def replace(self, identity: str) -> None:
@@ -298,22 +298,6 @@ class Pods:
 
     def tear_down(self) -> None:
         pass  # the release stays as it was set last
-
-
-def controller_pid(pod_uid: str) -> int:
-    """The pid of the controller in the Pod ``pod_uid``, found on this machine by its cgroup (v1 or v2)."""
-    marks = (f"pod{pod_uid}", f"pod{pod_uid.replace('-', '_')}")
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cgroups = (proc / "cgroup").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if any(mark in cgroups for mark in marks) and b"orderflow" in cmdline:
-            return int(proc.name)
-    raise RuntimeError(f"no controller process of Pod {pod_uid} on this machine: run this on the Pod's node")
 
 
 def trial(

@@ -528,6 +528,24 @@ class NodeCluster:
         return cls(layout, Path(state["kubeconfig"]), state["server"], supervisor, state["binaries"])
 
 
+def controller_process(pod_uid: str) -> tuple[int, str]:
+    """(pid, memory cgroup) of the controller running in the Pod ``pod_uid``, found on this
+    machine by its cgroup (v1 or v2; the memory cgroup is "" where there is no v1 memory line)."""
+    marks = (f"pod{pod_uid}", f"pod{pod_uid.replace('-', '_')}")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cgroups = (proc / "cgroup").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(mark in cgroups for mark in marks) and b"orderflow" in cmdline:
+            memory = next((line.split(":", 2)[2] for line in cgroups.splitlines() if ":memory:" in line), "")
+            return int(proc.name), memory
+    raise RuntimeError(f"no controller process of Pod {pod_uid} on this machine: run this on the Pod's node")
+
+
 def _pids_naming(*needles: str) -> list[int]:
     """Processes whose command line names one of our paths (a shim re-parented to init, say)."""
     found = []

@@ -26,7 +26,7 @@ from orderflow.runtime.reading import created_at, generation_of, status_of
 from orderflow.runtime.retry import RetryPolicy
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWriter
-from orderflow.runtime.workqueue import WorkQueue, observe
+from orderflow.runtime.workqueue import WorkQueue, listed, observe
 
 # What `orderflow run` reads here: PLURAL is the kind its readiness check lists.
 __all__ = ["COMPONENT", "PLURAL", "FulfillmentController", "build_registry"]
@@ -61,6 +61,16 @@ class FulfillmentController:
 
     def observe(self, event_type: str | None, body: Any) -> None:
         observe(self.store, self.queue, event_type, body)
+        if listed(event_type):  # at start: its wake-up now, not once the listing reaches it
+            look = self._next_look(body)
+            if look is not None:
+                self.queue.add_after(ObjectKey.of(body), look)
+
+    def _next_look(self, body: dict[str, Any]) -> float | None:
+        try:
+            return workflow.next_look(_parse(body), utcnow(), self.step_times)
+        except (ValidationError, KeyError, TypeError, ValueError):  # the reconcile reports what is wrong
+            return None
 
     async def reconcile(self, key: ObjectKey) -> float | None:
         body = self.store.get(key)

@@ -141,6 +141,26 @@ class _Draft:
         self.record(at, reason, message, warning)
 
 
+def next_look(observed: ObservedFulfillment, now: datetime.datetime, defaults: StepTimes) -> float | None:
+    """Seconds until ``observed`` needs a look even if nothing changes (0: now): a signal not yet
+    acknowledged, the end of its running step, its due time; None when nothing is timed.
+
+    For the objects a restart lists: each waits behind the changed ones until its reconcile, which
+    is what sets its wake-up. With 10,000 in flight, steps that fell due meanwhile waited minutes
+    for the listing to reach them; with this, each gets its wake-up when it is listed."""
+    s = observed.status
+    if s.phase.terminal:
+        return None
+    if s.observed_generation != observed.generation:
+        return 0.0
+    looks: list[float] = []
+    if s.phase in STEPS and not s.paused and s.step_resumed_at is not None:
+        looks.append(defaults.for_step(s.phase, observed.spec) - elapsed(s, now))
+    if s.due_at is not None:
+        looks.append((s.due_at - now).total_seconds())
+    return max(0.0, min(looks)) if looks else None
+
+
 def decide(
     observed: ObservedFulfillment,
     now: datetime.datetime,

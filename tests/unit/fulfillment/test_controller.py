@@ -4,6 +4,7 @@ retries, and a refused write tells of nothing the workflow did."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,3 +58,50 @@ def test_a_refused_status_is_a_warning_event_and_the_step_is_looked_at_again_whe
     # Only the refusal: the Started the decision made was never written, so it is not told.
     assert events == [("Warning", "StatusRejected")]
     assert again == 10  # the step's end, as if written: the next decision is made on what is stored
+
+
+def listed_fulfillment(name: str, phase: str, picking_seconds: float, resumed: datetime.datetime) -> dict[str, Any]:
+    """A Fulfillment as a restart's listing delivers it: in ``phase`` since ``resumed``."""
+    status: dict[str, Any] = {"phase": phase, "observedGeneration": 1}
+    if phase == "Picking":
+        status.update(startedAt=resumed.isoformat(), stepStartedAt=resumed.isoformat(),
+                      stepResumedAt=resumed.isoformat(), stepElapsedSeconds=0)  # fmt: skip
+    return {
+        "kind": "Fulfillment",
+        "metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "resourceVersion": "1", "generation": 1},
+        "spec": {"items": [{"sku": "A", "quantity": 1}], "customerEmail": "a@example.com", "shippingAddress": ADDRESS,
+                 "started": True, "stepDurationSeconds": {"picking": picking_seconds, "packing": 3600}},
+        "status": status,
+    }  # fmt: skip
+
+
+def test_after_a_restart_a_step_that_fell_due_goes_before_the_rest_of_the_listing() -> None:
+    """Listed objects wait behind changed ones; a step that ended while the controller was down
+    must not wait for all of them (issue #22: 10,000 in flight, steps 18 s late)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    async def scenario() -> tuple[list[str], bool, bool]:
+        controller = FulfillmentController(Kube(api=None), step_seconds=10)
+        order: list[str] = []
+
+        async def record(key: ObjectKey) -> float | None:
+            order.append(key.name)
+            return None
+
+        controller.queue._reconcile = record  # what runs first, not what it writes
+        for i in range(50):  # finished ones, listed first
+            controller.observe(None, listed_fulfillment(f"done-{i:02d}", "Shipped", 10, now))
+        controller.observe(None, listed_fulfillment("waiting", "Picking", 3600, now))  # due in an hour
+        controller.observe(None, listed_fulfillment("overdue", "Picking", 10, now - datetime.timedelta(seconds=60)))
+        waiting_timed = controller.queue.scheduled(ObjectKey("ns", "waiting"))
+        done_timed = controller.queue.scheduled(ObjectKey("ns", "done-00"))
+        controller.queue.start()
+        while len(order) < 52:
+            await asyncio.sleep(0.001)
+        await controller.queue.stop()
+        return order, waiting_timed, done_timed
+
+    order, waiting_timed, done_timed = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+    assert order[0] == "overdue"
+    assert waiting_timed  # its wake-up is set at listing, not only once its reconcile comes round
+    assert not done_timed  # a finished one needs no look

@@ -15,6 +15,7 @@ from orderflow.fulfillment.workflow import (
     StepTimes,
     decide,
     elapsed,
+    next_look,
     reject_spec,
     tracking_number,
 )
@@ -485,3 +486,20 @@ def test_a_cancelled_status_without_spec_cancelled_is_reported_and_never_expires
     stalled = next(c for c in decision.status.conditions if c.type == "Stalled")
     assert (stalled.status.value, stalled.reason) == ("True", "InconsistentStatus")
     assert Expire() not in decision.actions
+
+
+def test_next_look_is_the_running_steps_end_an_unacknowledged_signal_or_the_due_time() -> None:
+    def look(status: dict[str, Any], generation: int = 1, **fields: Any) -> float | None:
+        observed = ObservedFulfillment(
+            "f", "uid-1", generation, spec(**fields), FulfillmentStatus.model_validate(status), created_at=T0
+        )
+        return next_look(observed, T0 + datetime.timedelta(seconds=4), StepTimes(picking=10, packing=10))
+
+    picking = {"phase": "Picking", "observedGeneration": 1, "stepResumedAt": T0.isoformat(), "stepElapsedSeconds": 0}
+    assert look(picking) == 6
+    assert look({**picking, "stepElapsedSeconds": 9}) == 0  # overdue: now
+    assert look(picking, generation=2) == 0  # a signal not yet acknowledged
+    assert look({**picking, "paused": True, "stepResumedAt": None}) is None
+    assert look({**picking, "dueAt": (T0 + datetime.timedelta(seconds=5)).isoformat()}) == 1
+    assert look({"phase": "Shipped", "observedGeneration": 1}) is None
+    assert look({"phase": "Pending", "observedGeneration": 1}) is None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
@@ -131,7 +132,10 @@ class WorkQueue(Generic[K]):
             return  # an earlier wake-up is already set
         if pending:
             pending[1].cancel()
-        handle = asyncio.get_running_loop().call_later(delay, self._fire, key)
+        # In a context of its own: a timer keeps the context it was set in until it fires, and a
+        # wake-up set from a Kopf handler would keep that event's body, patch and logger alive
+        # for as long as the step lasts (hours; 20 KiB an object after a restart's listing).
+        handle = asyncio.get_running_loop().call_later(delay, self._fire, key, context=contextvars.Context())
         self._timers[key] = (due, handle)
 
     def forget(self, key: K) -> None:

@@ -112,56 +112,82 @@ def serving(procs: list[ControllerProcess], ports: dict[str, int], n_objects: in
         time.sleep(0.05)
 
 
-def run(
-    n_orders: int, per_second: float, picking: float, window: float, lead: float, kill: bool, workers: int
-) -> dict[str, Any]:
-    kubectl = tools.ensure("kubectl")
-    workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-waiting-"))
-    plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
-    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "PATH": f"{kubectl.parent}:{os.environ['PATH']}"}
-    controllers = Controllers(env, workdir)
-    watchers: list[Watcher] = []
-    durations = {"picking": picking, "packing": DAY}
-    try:
-        objects = prepare(plane, env, workers)
-        ports = {"fulfillment": free_port(), "order": free_port()}
-        procs = [
-            controllers.start("fulfillment", "--metrics-port", str(ports["fulfillment"])),
-            controllers.start("order", "--ack-timeout", f"{ACK_TIMEOUT:g}", "--metrics-port", str(ports["order"])),
+class Scenario:
+    """One run's shared state: the control plane, the controllers, the watches, the N names and
+    when each one's Picking began; ``run`` calls its phases in order."""
+
+    def __init__(self, workdir: Path, plane: ControlPlane, n_orders: int, per_second: float, picking: float) -> None:
+        kubectl = tools.ensure("kubectl")
+        self.plane = plane
+        self.env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "PATH": f"{kubectl.parent}:{os.environ['PATH']}"}
+        self.controllers = Controllers(self.env, workdir)
+        self.watchers: list[Watcher] = []
+        self.n_orders = n_orders
+        self.per_second = per_second
+        self.picking = picking
+        self.durations = {"picking": picking, "packing": DAY}
+        self.names = [f"w-{i:05d}" for i in range(n_orders)]
+        self.starts: dict[str, float] = {}  # each one's entry into Picking, monotonic
+        self.offset = time.time() - time.monotonic()  # watch times are monotonic; history is wall-clock
+
+    def start(self, workers: int) -> None:
+        """The CRDs, both controllers warmed up, the watches of both kinds."""
+        objects = prepare(self.plane, self.env, workers)
+        self.objects = objects
+        self.ports = {"fulfillment": free_port(), "order": free_port()}
+        self.procs = [
+            self.controllers.start("fulfillment", "--metrics-port", str(self.ports["fulfillment"])),
+            self.controllers.start(
+                "order", "--ack-timeout", f"{ACK_TIMEOUT:g}", "--metrics-port", str(self.ports["order"])
+            ),
         ]
         warm_up(objects)
-        plane_pids = {proc.name: proc.pid for proc in plane.processes()}
-        idle_rss = {p.which: p.memory().now_mib for p in procs}
-        storage_before = _storage_bytes(env)
-        offset = time.time() - time.monotonic()  # watch times are monotonic; history is wall-clock
-        fulfillments = Watcher(
+        self.plane_pids = {proc.name: proc.pid for proc in self.plane.processes()}
+        self.fulfillments = Watcher(
             objects, "fulfillments", lambda f: (f["metadata"]["name"], (f.get("status") or {}).get("phase"))
         )
-        orders = Watcher(objects, "orders", lambda o: (o["metadata"]["name"], _mirrored(o)))
-        watchers += [fulfillments, orders]
-        names = [f"w-{i:05d}" for i in range(n_orders)]
+        self.orders = Watcher(objects, "orders", lambda o: (o["metadata"]["name"], _mirrored(o)))
+        self.watchers += [self.fulfillments, self.orders]
 
-        log(f"creating {n_orders} orders, {per_second:g} a second, picking {picking:g} s ...")
+    def stop(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+        self.controllers.stop_all()
+
+    def rss(self) -> dict[str, float]:
+        return {p.which: p.memory().now_mib for p in self.procs}
+
+    def fill(self, workers: int, window: float, lead: float) -> tuple[float, float, float]:
+        """Create the N Orders at the rate, wait until every one mirrors Picking, then past the
+        last acknowledgement look; return the creation's and the filling's seconds, and when the
+        first step falls due."""
+        log(f"creating {self.n_orders} orders, {self.per_second:g} a second, picking {self.picking:g} s ...")
         began = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = []
-            for i, name in enumerate(names):
-                time.sleep(max(0.0, began + i / per_second - time.monotonic()))
-                body = manifests.order(name, stepDurationSeconds=durations)
-                futures.append(pool.submit(objects.create_namespaced_custom_object, GROUP, VERSION, NS, "orders", body))
+            for i, name in enumerate(self.names):
+                time.sleep(max(0.0, began + i / self.per_second - time.monotonic()))
+                body = manifests.order(name, stepDurationSeconds=self.durations)
+                futures.append(
+                    pool.submit(self.objects.create_namespaced_custom_object, GROUP, VERSION, NS, "orders", body)
+                )
             for future in futures:
                 future.result()
         create_seconds = time.monotonic() - began
-        orders.wait(
-            lambda: all((n, "Picking") in orders.seen for n in names), timeout=max(120, n_orders / 5), about=names[-1]
+        seen = self.orders.seen
+        self.orders.wait(
+            lambda: all((n, "Picking") in seen for n in self.names),
+            timeout=max(120, self.n_orders / 5),
+            about=self.names[-1],
         )
         in_flight_seconds = time.monotonic() - began
-        starts = {
-            n: parse_time(fulfillments.latest[n]["status"]["history"][0]["time"]).timestamp() - offset for n in names
+        latest = self.fulfillments.latest
+        self.starts = {
+            n: parse_time(latest[n]["status"]["history"][0]["time"]).timestamp() - self.offset for n in self.names
         }
-        first_due = min(starts.values()) + picking
+        first_due = min(self.starts.values()) + self.picking
         log(
-            f"all {n_orders} in flight after {in_flight_seconds:.0f} s; "
+            f"all {self.n_orders} in flight after {in_flight_seconds:.0f} s; "
             f"first step due in {first_due - time.monotonic():.0f} s"
         )
         time.sleep(max(3.0, began + in_flight_seconds + ACK_TIMEOUT + 3 - time.monotonic()))
@@ -170,11 +196,14 @@ def run(
                 f"the quiet window ({window:g} s) would not end before the first step falls due: "
                 "raise --picking-seconds"
             )
+        return create_seconds, in_flight_seconds, first_due
 
-        # 1. waiting
-        requests_before = request_counts(env)
+    def measure_waiting(self, window: float, idle_rss: dict[str, float]) -> dict[str, Any]:
+        """Phase 1: what ``window`` seconds of waiting cost."""
+        procs, ports = self.procs, self.ports
+        requests_before = request_counts(self.env)
         cpu_before = {p.which: p.cpu_seconds() for p in procs}
-        plane_before = {name: cpu_seconds(pid) for name, pid in plane_pids.items()}
+        plane_before = {name: cpu_seconds(pid) for name, pid in self.plane_pids.items()}
         reconciles_before = {
             p.which: scrape(ports[p.which]).get("controller_runtime_reconcile_total", 0) for p in procs
         }
@@ -184,68 +213,75 @@ def run(
             for p in procs
         }
         cpu = {p.which: p.cpu_seconds() - cpu_before[p.which] for p in procs}
-        cpu.update({name: cpu_seconds(pid) - plane_before[name] for name, pid in plane_pids.items()})
-        quiet = request_counts(env) - requests_before
-        rss = {p.which: p.memory().now_mib for p in procs}
-        plane_rss = {name: memory(pid).now_mib for name, pid in plane_pids.items()}
-        storage_in_flight = _storage_bytes(env)
-        per_minute = 60 / window * 1000 / n_orders
+        cpu.update({name: cpu_seconds(pid) - plane_before[name] for name, pid in self.plane_pids.items()})
+        quiet = request_counts(self.env) - requests_before
+        rss = self.rss()
+        plane_rss = {name: memory(pid).now_mib for name, pid in self.plane_pids.items()}
+        per_minute = 60 / window * 1000 / self.n_orders
+        per_10000 = 10_000 / self.n_orders
         waiting = {
             "window_seconds": window,
             "cpu_seconds_per_1000_waiting_per_minute": {k: round(v * per_minute, 4) for k, v in cpu.items()},
             "core_percent": {k: round(v / window * 100, 3) for k, v in cpu.items()},
-            "core_percent_per_10000_waiting": {
-                k: round(v / window * 100 * 10_000 / n_orders, 3) for k, v in cpu.items()
-            },
+            "core_percent_per_10000_waiting": {k: round(v / window * 100 * per_10000, 3) for k, v in cpu.items()},
             "controllers_core_percent_per_10000_waiting": round(
-                (cpu["order"] + cpu["fulfillment"]) / window * 100 * 10_000 / n_orders, 3
+                (cpu["order"] + cpu["fulfillment"]) / window * 100 * per_10000, 3
             ),
             "reconciles": reconciles,
             "api_requests": _ours(quiet),
-            "api_requests_per_waiting_per_minute": round(sum(_ours(quiet).values()) / n_orders * 60 / window, 5),
+            "api_requests_per_waiting_per_minute": round(sum(_ours(quiet).values()) / self.n_orders * 60 / window, 5),
             "rss_mib": {k: round(v, 1) for k, v in rss.items()},
             "rss_mib_idle": {k: round(v, 1) for k, v in idle_rss.items()},
             "control_plane_rss_mib": {k: round(v, 1) for k, v in plane_rss.items()},
         }
         log(f"waiting: {json.dumps(waiting)}")
+        return waiting
 
-        # 2. the restart, just before the first step falls due
+    def ended(self, name: str) -> float:
+        """When a watch saw ``name``'s Picking end (monotonic)."""
+        return self.fulfillments.seen[(name, "Packing")]
+
+    def measure_restart(self, first_due: float, lead: float, kill: bool) -> tuple[dict[str, Any], float]:
+        """Phase 2: both controllers stopped ``lead`` seconds before the first step falls due and
+        started again; return what it cost, and when they served again."""
         time.sleep(max(0.0, first_due - lead - time.monotonic()))
-        before = request_counts(env)
+        before = request_counts(self.env)
         stopped = time.monotonic()
-        for p in procs:
+        for p in self.procs:
             p.kill() if kill else p.terminate()
-        for p in procs:
+        for p in self.procs:
             p.stop()
-        for p in procs:
+        for p in self.procs:
             p.start()
         healthy = time.monotonic()
-        served = serving(procs, ports, n_orders + 1, stopped + 600)  # + the warm-up Order
-        restart_requests = request_counts(env) - before
+        served = serving(self.procs, self.ports, self.n_orders + 1, stopped + 600)  # + the warm-up Order
+        restart_requests = request_counts(self.env) - before
         restart_end = time.monotonic()
-        rss_after = {p.which: p.memory().now_mib for p in procs}
+        rss_after = self.rss()
 
         # Writes per due transition, by resource, in the same wave once served again.
-        last_due = max(starts.values()) + picking
+        last_due = max(self.starts.values()) + self.picking
         reference_end = min(last_due - 1, restart_end + 20)
         reference: Counter[str] = Counter()
-        transitions_reference = 0
         ref_start = ref_stop = 0.0
         if reference_end > restart_end + 3:
-            ref_before = request_counts(env)
+            ref_before = request_counts(self.env)
             ref_start = time.monotonic()
             time.sleep(reference_end - ref_start)
-            reference = _writes(request_counts(env) - ref_before)
+            reference = _writes(request_counts(self.env) - ref_before)
             ref_stop = time.monotonic()
-        fulfillments.wait(
-            lambda: all((n, "Packing") in fulfillments.seen for n in names), timeout=last_due - time.monotonic() + 300
+        seen = self.fulfillments.seen
+        self.fulfillments.wait(
+            lambda: all((n, "Packing") in seen for n in self.names), timeout=last_due - time.monotonic() + 300
         )
-        if reference:
-            transitions_reference = sum(1 for n in names if ref_start <= fulfillments.seen[(n, "Packing")] <= ref_stop)
-        transitions_restart = sum(1 for n in names if stopped <= fulfillments.seen[(n, "Packing")] <= served)
+        transitions_reference = sum(1 for n in self.names if ref_start <= self.ended(n) <= ref_stop)
+        transitions_restart = sum(1 for n in self.names if stopped <= self.ended(n) <= served)
+        # The writes were counted until restart_end, a moment after serving: the steps that ended
+        # in between explain writes too (at 20 a second, about 4 of them).
+        transitions_counted = sum(1 for n in self.names if stopped <= self.ended(n) <= restart_end)
         restart_writes = _writes(restart_requests)
         explained = {
-            res: round(reference[res] / transitions_reference * transitions_restart, 1) if transitions_reference else 0
+            res: round(reference[res] / transitions_reference * transitions_counted, 1) if transitions_reference else 0
             for res in restart_writes
         }
         extra = {res: round(n - explained[res], 1) for res, n in restart_writes.items() if n - explained[res] > 0.5}
@@ -262,26 +298,27 @@ def run(
             "rss_mib_after": {k: round(v, 1) for k, v in rss_after.items()},
         }
         log(f"restart: {json.dumps(restart)}")
+        return restart, served
 
-        # 3. lateness
+    def measure_lateness(self, served: float) -> dict[str, Any]:
+        """Phase 3: how late each Picking step ended, from its history and the watch."""
         late_all: list[float] = []
         late_during: list[float] = []
         late_during_from_served: list[float] = []
         after: list[float] = []
-        served_wall = datetime.datetime.fromtimestamp(served + offset, datetime.UTC)
-        for n in names:
-            history = fulfillments.latest[n]["status"]["history"]
-            ended = {
-                "Picking": datetime.datetime.fromtimestamp(fulfillments.seen[(n, "Packing")] + offset, datetime.UTC)
-            }
-            late = step_lateness(history, durations, ended)
+        served_wall = datetime.datetime.fromtimestamp(served + self.offset, datetime.UTC)
+        for n in self.names:
+            history = self.fulfillments.latest[n]["status"]["history"]
+            ended = {"Picking": datetime.datetime.fromtimestamp(self.ended(n) + self.offset, datetime.UTC)}
+            late = step_lateness(history, self.durations, ended)
             if "Picking" not in late:
                 continue
             late_all.append(late["Picking"])
-            due = starts[n] + picking
-            if due < served:
+            if self.starts[n] + self.picking < served:
                 late_during.append(late["Picking"])
-                late_during_from_served.append(step_lateness(history, durations, ended, since=served_wall)["Picking"])
+                late_during_from_served.append(
+                    step_lateness(history, self.durations, ended, since=served_wall)["Picking"]
+                )
             else:
                 after.append(late["Picking"])
         lateness = {
@@ -294,7 +331,24 @@ def run(
             "due_after_serving": percentiles(after) if after else None,
         }
         log(f"lateness: {json.dumps(lateness)}")
-        storage_after = _storage_bytes(env)
+        return lateness
+
+
+def run(
+    n_orders: int, per_second: float, picking: float, window: float, lead: float, kill: bool, workers: int
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-waiting-"))
+    plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
+    scenario = Scenario(workdir, plane, n_orders, per_second, picking)
+    try:
+        scenario.start(workers)
+        idle_rss = scenario.rss()
+        storage_before = _storage_bytes(scenario.env)
+        create_seconds, in_flight_seconds, first_due = scenario.fill(workers, window, lead)
+        waiting = scenario.measure_waiting(window, idle_rss)
+        storage_in_flight = _storage_bytes(scenario.env)
+        restart, served = scenario.measure_restart(first_due, lead, kill)
+        lateness = scenario.measure_lateness(served)
         return {
             "orders": n_orders,
             "per_second": per_second,
@@ -304,12 +358,10 @@ def run(
             "waiting": waiting,
             "restart": restart,
             "lateness": lateness,
-            "etcd_bytes": {"idle": storage_before, "in_flight": storage_in_flight, "end": storage_after},
+            "etcd_bytes": {"idle": storage_before, "in_flight": storage_in_flight, "end": _storage_bytes(scenario.env)},
         }
     finally:
-        for watcher in watchers:
-            watcher.stop()
-        controllers.stop_all()
+        scenario.stop()
         plane.stop()
 
 

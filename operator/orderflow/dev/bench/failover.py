@@ -60,8 +60,7 @@ from kubernetes import client, config, watch
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
 from orderflow.dev.bench import record, sections
-from orderflow.dev.bench.run import log
-from orderflow.dev.bench.targets import Seen
+from orderflow.dev.bench.run import Watcher, log
 from orderflow.dev.cluster import node, tools
 from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.harness import ControllerProcess, Controllers
@@ -301,7 +300,7 @@ class Pods:
 
 
 def trial(
-    replicas: Replicas, record: PeeringObject, flow: Flow, seen: Seen, lifetime: int, rng: random.Random
+    replicas: Replicas, record: PeeringObject, flow: Flow, seen: Watcher, lifetime: int, rng: random.Random
 ) -> dict[str, Any]:
     record.wait(lambda: replicas.identities() <= set(record.live()) and len(replicas.identities()) >= 2,
                 timeout=lifetime + 120, what="both replicas live in the peering object")  # fmt: skip
@@ -314,10 +313,10 @@ def trial(
     predicted = _expires(rec) - killed_at  # the wait Kopf's rule gives: what was left of its record
 
     def handled() -> bool:
-        return any(name in seen.first for name in flow.after(killed_at))
+        return any(name in seen.seen for name in flow.after(killed_at))
 
     seen.wait(handled, timeout=lifetime + 180)
-    takeover = min(seen.first[n] for n in flow.after(killed_at) if n in seen.first) - killed_at
+    takeover = min(seen.seen[n] for n in flow.after(killed_at) if n in seen.seen) - killed_at
     outcome = {
         "killed": who,
         "how": how,
@@ -348,7 +347,13 @@ def measure(
 ) -> list[dict[str, Any]]:
     rng = random.Random()
     record = PeeringObject(api, f"{which}-controller-peering", peering_namespace)
-    seen = Seen(api, objects_ns, PLURALS[which], lambda o: o["metadata"]["name"] if o.get("status") else None)
+    seen = Watcher(
+        api,
+        PLURALS[which],
+        lambda o: o["metadata"]["name"] if o.get("status") else None,
+        namespace=objects_ns,
+        clock=time.time,
+    )
     results = []
     try:
         for lifetime in lifetimes:

@@ -59,10 +59,20 @@ def log(text: str) -> None:
 
 
 class Watcher:
-    """Records, from a watch, when each (name, predicate-key) was first seen."""
+    """Records, from a watch of one namespace, when each (name, predicate-key) was first seen, by
+    ``clock`` (monotonic; wall-clock to compare times across two API servers' watches)."""
 
-    def __init__(self, api: client.CustomObjectsApi, plural: str, key: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        api: client.CustomObjectsApi,
+        plural: str,
+        key: Callable[[dict[str, Any]], Any],
+        *,
+        namespace: str = NS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api, self.plural, self.key = api, plural, key
+        self.namespace, self.clock = namespace, clock
         self.seen: dict[Any, float] = {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.changed = threading.Condition()
@@ -81,9 +91,9 @@ class Watcher:
     def _follow(self) -> None:
         w = watch.Watch()
         for event in w.stream(
-            self.api.list_namespaced_custom_object, GROUP, VERSION, NS, self.plural, timeout_seconds=600
+            self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural, timeout_seconds=600
         ):
-            now = time.monotonic()
+            now = self.clock()
             obj = event["object"]
             with self.changed:
                 self.latest[obj["metadata"]["name"]] = obj

@@ -25,74 +25,22 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, watch
 
 from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
 from orderflow.dev.bench import record, sections
-from orderflow.dev.bench.run import log, prepare
+from orderflow.dev.bench.run import Watcher, log, prepare
 from orderflow.dev.bench.stats import percentiles
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.harness import Controllers
 
 SHOP, WAREHOUSE = "shop", "warehouse"
-
-
-class Seen:
-    """When each (name, key) was first seen by a watch of one namespace of one API server."""
-
-    def __init__(
-        self, api: client.CustomObjectsApi, namespace: str, plural: str, key: Callable[[dict[str, Any]], Any]
-    ) -> None:
-        self.api, self.namespace, self.plural, self.key = api, namespace, plural, key
-        self.first: dict[Any, float] = {}
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.changed = threading.Condition()
-        self._stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for event in watch.Watch().stream(
-                    self.api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    self.plural,
-                    timeout_seconds=300,
-                ):
-                    now = time.time()
-                    obj = event["object"]
-                    with self.changed:
-                        self.latest[obj["metadata"]["name"]] = obj
-                        k = self.key(obj)
-                        if k is not None and k not in self.first:
-                            self.first[k] = now
-                        self.changed.notify_all()
-            except Exception as exc:  # a dropped stream: watch again
-                if not self._stop.is_set():
-                    log(f"watch of {self.plural} restarted: {exc}")
-
-    def wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{self.plural} in {self.namespace}: not reached in {timeout}s")
-                self.changed.wait(min(left, 1.0))
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _phase(obj: dict[str, Any]) -> str | None:
@@ -112,7 +60,7 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
     shop_env = {**os.environ, "KUBECONFIG": str(shop.kubeconfig), "PATH": path}
     warehouse_env = {**os.environ, "KUBECONFIG": str(warehouse.kubeconfig), "PATH": path}
     controllers = Controllers(shop_env, workdir)
-    seen: list[Seen] = []
+    seen: list[Watcher] = []
     try:
         shop_api = prepare(shop, shop_env, workers, (SHOP,))
         warehouse_api = prepare(warehouse, warehouse_env, workers, (WAREHOUSE,))
@@ -142,7 +90,13 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
         controllers.start("fulfillment", "--namespace", SHOP, "--step-seconds", "0")
         controllers.start("order", "--namespace", SHOP, "--targets", str(declared), "--secrets-namespace", SHOP)
 
-        orders = Seen(shop_api, SHOP, "orders", lambda o: o["metadata"]["name"] if _phase(o) == "Completed" else None)
+        orders = Watcher(
+            shop_api,
+            "orders",
+            lambda o: o["metadata"]["name"] if _phase(o) == "Completed" else None,
+            namespace=SHOP,
+            clock=time.time,
+        )
         seen.append(orders)
 
         def complete(prefix: str, target: str | None, count: int) -> dict[str, float]:
@@ -157,8 +111,8 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
             started = time.time()
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 list(pool.map(create, names))
-            orders.wait(lambda: all(n in orders.first for n in names), timeout=max(120, count))
-            took = max(orders.first[n] for n in names) - started
+            orders.wait(lambda: all(n in orders.seen for n in names), timeout=max(120, count))
+            took = max(orders.seen[n] for n in names) - started
             return {"orders": count, "seconds": round(took, 2), "orders_per_second": round(count / took, 1)}
 
         complete("warm-up", "eu", 1)
@@ -172,33 +126,35 @@ def run(n_orders: int, n_signals: int, workers: int) -> dict[str, Any]:
 
         # 2-3. a pause sent across, applied there, and mirrored back
         names = [f"slow-{i:03d}" for i in range(n_signals)]
-        fulfillments = Seen(
+        fulfillments = Watcher(
             warehouse_api,
-            WAREHOUSE,
             "fulfillments",
             lambda f: (f["spec"]["orderRef"]["name"], (f.get("status") or {}).get("paused")),
+            namespace=WAREHOUSE,
+            clock=time.time,
         )
-        mirrored = Seen(
+        mirrored = Watcher(
             shop_api,
-            SHOP,
             "orders",
             lambda o: (o["metadata"]["name"], ((o.get("status") or {}).get("fulfillment") or {}).get("paused")),
+            namespace=SHOP,
+            clock=time.time,
         )
         seen += [fulfillments, mirrored]
         for name in names:
             body = manifests.order(name, target="eu", stepDurationSeconds={"picking": 86400, "packing": 86400})
             shop_api.create_namespaced_custom_object(GROUP, VERSION, SHOP, "orders", body)
-        mirrored.wait(lambda: all((n, False) in mirrored.first for n in names), timeout=120)
+        mirrored.wait(lambda: all((n, False) in mirrored.seen for n in names), timeout=120)
         applied, propagated = [], []
         for name in names:
             sent = time.time()
             shop_api.patch_namespaced_custom_object(GROUP, VERSION, SHOP, "orders", name, {"spec": {"paused": True}})
             key = (name, True)
-            fulfillments.wait(lambda: key in fulfillments.first, timeout=60)  # noqa: B023  # waited on at once
-            mirrored.wait(lambda: key in mirrored.first, timeout=60)  # noqa: B023
-            at_warehouse = fulfillments.first[(name, True)]
+            fulfillments.wait(lambda: key in fulfillments.seen, timeout=60)  # noqa: B023  # waited on at once
+            mirrored.wait(lambda: key in mirrored.seen, timeout=60)  # noqa: B023
+            at_warehouse = fulfillments.seen[(name, True)]
             applied.append(at_warehouse - sent)
-            propagated.append(mirrored.first[(name, True)] - at_warehouse)
+            propagated.append(mirrored.seen[(name, True)] - at_warehouse)
         outcome = {
             "throughput_across": across,
             "throughput_beside": beside,

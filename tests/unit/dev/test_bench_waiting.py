@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
-from orderflow.dev.bench.waiting import targets
+from orderflow.dev.bench.waiting import summarize_profile, targets
 
 
 def _p(p99_ms: float) -> dict[str, float]:
@@ -51,3 +52,24 @@ def test_a_write_beyond_the_due_transitions_misses_the_restart_target() -> None:
 def test_without_the_peer_there_is_no_comparison() -> None:
     alone = {"orderflow": RESULT["orderflow"]}
     assert len(targets(alone)) == 5
+
+
+def test_a_profile_says_where_the_samples_went_on_the_stack_and_on_top(tmp_path: Path) -> None:
+    """py-spy's collapsed stacks (one line a stack, its count last), summed per function."""
+    raw = tmp_path / "fulfillment.txt"
+    raw.write_text(
+        "main (orderflow/cli.py:10);_work (/v/site-packages/../operator/orderflow/runtime/workqueue.py:5);"
+        "decide (/v/operator/orderflow/fulfillment/workflow.py:7) 30\n"
+        "main (orderflow/cli.py:10);_work (/v/site-packages/../operator/orderflow/runtime/workqueue.py:5) 10\n"
+        "main (orderflow/cli.py:10);select (/usr/lib/python3.11/selectors.py:468) 60\n"
+    )
+    profile = summarize_profile(raw)
+    assert profile["samples"] == 100
+    inclusive = dict(profile["inclusive_percent"])
+    assert inclusive["main (orderflow/cli.py:10)"] == 100.0
+    assert inclusive["decide (orderflow/fulfillment/workflow.py:7)"] == 30.0
+    assert dict(profile["self_percent"]) == {
+        "select (/usr/lib/python3.11/selectors.py:468)": 60.0,
+        "decide (orderflow/fulfillment/workflow.py:7)": 30.0,
+        "_work (orderflow/runtime/workqueue.py:5)": 10.0,
+    }

@@ -34,6 +34,8 @@ import datetime
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,6 +117,64 @@ def serving(procs: list[ControllerProcess], ports: dict[str, int], n_objects: in
         if now > deadline:
             raise TimeoutError(f"not serving again after a restart: {served}")
         time.sleep(0.05)
+
+
+def start_profiles(procs: list[ControllerProcess], directory: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each controller (``--profile DIR``): where a slow catch-up goes."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy on PATH: pip install py-spy")
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(p.pid),
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(directory / f"{p.which}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in procs
+    ]
+
+
+def stop_profiles(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    for spy in spies:
+        spy.wait(timeout=60)
+
+
+def summarize_profile(path: Path, top: int = 12) -> dict[str, Any]:
+    """From py-spy's collapsed stacks: the share of samples each function was on the stack
+    (inclusive) and on top of it (self), the ``top`` of each."""
+    total = 0
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r" \(.*/(?:site-packages|operator)/", " (", f) for f in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+
+    def share(counts: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * n / total, 1)) for f, n in counts.most_common(top)] if total else []
+
+    return {"samples": total, "inclusive_percent": share(inclusive), "self_percent": share(own)}
 
 
 class Scenario:
@@ -246,9 +306,12 @@ class Scenario:
         """When a watch saw ``name``'s Picking end (monotonic)."""
         return self.fulfillments.seen[(name, "Packing")]
 
-    def measure_restart(self, first_due: float, lead: float, kill: bool) -> tuple[dict[str, Any], float]:
+    def measure_restart(
+        self, first_due: float, lead: float, kill: bool, profile: Path | None = None
+    ) -> tuple[dict[str, Any], float]:
         """Phase 2: both controllers stopped ``lead`` seconds before the first step falls due and
-        started again; return what it cost, and when they served again."""
+        started again; return what it cost, and when they served again. With ``profile``, py-spy
+        samples each from its start until it serves again."""
         time.sleep(max(0.0, first_due - lead - time.monotonic()))
         before = request_counts(self.env)
         stopped = time.monotonic()
@@ -259,7 +322,9 @@ class Scenario:
         for p in self.procs:
             p.start()
         healthy = time.monotonic()
+        spies = start_profiles(self.procs, profile) if profile else []
         each_served = serving(self.procs, self.ports, self.n_orders + 1, stopped + 600)  # + the warm-up Order
+        stop_profiles(spies)
         served = max(each_served.values())
         restart_requests = request_counts(self.env) - before
         restart_end = time.monotonic()
@@ -291,7 +356,7 @@ class Scenario:
             for res in restart_writes
         }
         extra = {res: round(n - explained[res], 1) for res, n in restart_writes.items() if n - explained[res] > 0.5}
-        restart = {
+        restart: dict[str, Any] = {
             "signal": "SIGKILL" if kill else "SIGTERM",
             "healthy_seconds": round(healthy - stopped, 2),
             "serving_seconds": round(served - stopped, 2),
@@ -304,6 +369,8 @@ class Scenario:
             "writes_beyond_due_transitions": extra,
             "rss_mib_after": {k: round(v, 1) for k, v in rss_after.items()},
         }
+        if profile:
+            restart["profile"] = {p.which: summarize_profile(profile / f"{p.which}.txt") for p in self.procs}
         log(f"restart: {json.dumps(restart)}")
         return restart, served
 
@@ -342,7 +409,14 @@ class Scenario:
 
 
 def run(
-    n_orders: int, per_second: float, picking: float, window: float, lead: float, kill: bool, workers: int
+    n_orders: int,
+    per_second: float,
+    picking: float,
+    window: float,
+    lead: float,
+    kill: bool,
+    workers: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="orderflow-bench-waiting-"))
     plane = ControlPlane.start(workdir / "kubeconfig", log=log, die_with_parent=True)
@@ -354,7 +428,7 @@ def run(
         create_seconds, in_flight_seconds, first_due = scenario.fill(workers, window, lead)
         waiting = scenario.measure_waiting(window, idle_rss)
         storage_in_flight = _storage_bytes(scenario.env)
-        restart, served = scenario.measure_restart(first_due, lead, kill)
+        restart, served = scenario.measure_restart(first_due, lead, kill, profile)
         lateness = scenario.measure_lateness(served)
         return {
             "orders": n_orders,
@@ -382,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill", action="store_true", help="SIGKILL the controllers instead of SIGTERM")
     parser.add_argument("--peer", choices=["temporal"], help="also run the seed's design on Temporal, same run")
     parser.add_argument("--workers", type=int, default=8, help="client threads creating Orders")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy each restarted controller until it serves again; collapsed stacks here"
+    )
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     parser.add_argument("--output", type=Path, default=Path("bench/results/waiting.json"))
     parser.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
@@ -391,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== waiting: {n} orders")
         result: dict[str, Any] = {
             "orderflow": run(n, args.per_second, args.picking_seconds, args.window, args.restart_lead, args.kill,
-                             args.workers)
+                             args.workers, args.profile / str(n) if args.profile else None)
         }  # fmt: skip
         if args.peer:
             from orderflow.dev.bench import peer

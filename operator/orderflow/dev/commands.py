@@ -98,6 +98,15 @@ def _kind(args: argparse.Namespace) -> int:
             print(f"# before that: {problem}")
         return 0
     try:
+        if args.action == "down":
+            problems = kind.down(args.name, log)
+            for problem in problems:
+                print(f"orderflow kind down: {problem}", file=sys.stderr)
+            return 1 if problems else 0
+        if args.action == "up":
+            kind.up(args.config, args.kubeconfig, log)
+            print(f"Kubeconfig: {args.kubeconfig}")
+            return 0
         kind_binary = tools.ensure("kind", log)
         name = kind.build_node_image(log, force=args.force)
     except (kind.KindError, tools.ToolError) as exc:
@@ -113,11 +122,20 @@ def add_kind(commands: Any) -> None:
     kindp = commands.add_parser("kind", help="a kind node image made here with no registry, for kind with podman")
     kindp.add_argument(
         "action",
-        choices=["node-image", "env"],
+        choices=["node-image", "up", "down", "env"],
         help="node-image: build it (and the kind CLI) into the host's container storage; "
+        "up: kind create cluster on it; down: kind delete cluster, then undo what podman left on the host; "
         "env: the exports kind create cluster needs here",
     )
     kindp.add_argument("--force", action="store_true", help="node-image: rebuild even when up to date")
+    kindp.add_argument("--config", type=Path, default=Path("kind-config.yaml"), help="up: default kind-config.yaml")
+    kindp.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=DEFAULT_STATE_DIR / "kind-kubeconfig",
+        help="up: default .orderflow/kind-kubeconfig",
+    )
+    kindp.add_argument("--name", default="orderflow", help="down: the cluster's name (kind-config.yaml's)")
     kindp.set_defaults(func=_kind)
 
 

@@ -19,16 +19,18 @@ containers.conf (``podman_env``). Nothing here installs packages: what is missin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from orderflow.dev.cluster import image, tools
@@ -244,9 +246,16 @@ def hash_text(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _run(step: str, argv: Sequence[str], log: Log, **kwargs: object) -> str:
+def _run(
+    step: str,
+    argv: Sequence[str],
+    log: Log,
+    *,
+    env: dict[str, str] | None = None,
+    echo: Callable[[str], bool] = lambda line: False,
+) -> str:
     try:
-        return image._run(step, argv, log, **kwargs)  # type: ignore[arg-type]
+        return image._run(step, argv, log, env=env, echo=echo)
     except image.ImageError as exc:
         raise KindError(str(exc)) from exc
 
@@ -560,3 +569,163 @@ def build_node_image(log: Log = _stderr, *, force: bool = False) -> str:
         subprocess.run(["buildah", "rm", container], capture_output=True)
     log(f"Node image {name} built in {time.monotonic() - started:.0f}s")
     return name
+
+
+# ---------------------------------------------------------------------------------------------
+# A cluster: kind create / delete, and the host left as it was found
+#
+# kind deletes its node container and volume, but not what podman and netavark leave on the host:
+# the "kind" network, net.ipv4.ip_forward switched on, nftables tables with NETAVARK chains, and
+# empty libpod_parent cgroups. ``up`` records the host's state before the first cluster; ``down``
+# deletes the cluster and restores that state once no podman container is left.
+
+HOST_STATE_FILE = "host-before.json"
+# The tables netavark writes its rules into (through iptables-nft).
+NETAVARK_TABLES = (("ip", "filter"), ("ip", "nat"), ("ip6", "filter"), ("ip6", "nat"))
+
+
+def _host_state_path() -> Path:
+    return tools.cache_dir() / "kind" / HOST_STATE_FILE
+
+
+def _nft_tables() -> list[str] | None:
+    """``["ip filter", ...]`` as nft lists them, or None without the nft command."""
+    if shutil.which("nft") is None:
+        return None
+    done = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return [line.removeprefix("table ").strip() for line in done.stdout.splitlines() if line.startswith("table ")]
+
+
+def record_host_state() -> dict[str, object]:
+    """What ``down`` restores; kept from before the first cluster while clusters come and go."""
+    path = _host_state_path()
+    if path.is_file():
+        recorded: dict[str, object] = json.loads(path.read_text())
+        return recorded
+    state: dict[str, object] = {
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+        "nft_tables": _nft_tables(),
+        "lib_modules_created": not Path("/lib/modules").exists(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2) + "\n")
+    return state
+
+
+def _kind_env() -> dict[str, str]:
+    return {**os.environ, **podman_env()}
+
+
+def up(config: Path, kubeconfig: Path, log: Log = _stderr) -> None:
+    """``kind create cluster`` from ``config`` on the node image made here (built when missing)."""
+    check_host(("podman", "buildah", "mmdebstrap", "go"))
+    problems = [p for p in check_create_host() if not p.startswith("/lib/modules")]
+    if problems:
+        raise KindError("\n".join(problems))
+    state = record_host_state()
+    if state["lib_modules_created"]:
+        Path("/lib/modules").mkdir(exist_ok=True)  # kind mounts it into the node; nothing reads it here
+    kind = tools.ensure("kind", log)
+    node_image = build_node_image(log)
+    started = time.monotonic()
+    argv = [str(kind), "create", "cluster", "--config", str(config), "--image", node_image]
+    argv += ["--kubeconfig", str(kubeconfig), "--wait", "2m"]
+    try:
+        _run("kind create cluster", argv, log, env=_kind_env(), echo=lambda line: True)
+    except KindError:
+        log("kind create cluster failed; `orderflow kind down` removes what it left")
+        raise
+    log(f"Cluster up in {time.monotonic() - started:.0f}s; kubeconfig {kubeconfig}")
+
+
+def _podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=_kind_env())
+
+
+def down(name: str, log: Log = _stderr) -> list[str]:
+    """Delete the cluster, then whatever podman left on the host once no container is left.
+    Returns what could not be cleaned, as sentences."""
+    kind = tools.locate("kind")
+    if kind is not None:
+        _run("kind delete cluster", [str(kind), "delete", "cluster", "--name", name], log, env=_kind_env())
+    left = _podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    if left:
+        return [f"podman containers remain ({', '.join(left)}); the host's network state is left as it is"]
+    if "kind" in _podman("network", "ls", "--format", "{{.Name}}").stdout.split():
+        _podman("network", "rm", "kind")
+    problems = _remove_netavark_rules(log)
+    problems += _remove_empty_cgroups("libpod_parent")
+    path = _host_state_path()
+    if path.is_file():
+        state = json.loads(path.read_text())
+        Path("/proc/sys/net/ipv4/ip_forward").write_text(str(state["ip_forward"]))
+        log(f"net.ipv4.ip_forward restored to {state['ip_forward']}")
+        modules = Path("/lib/modules")
+        if state.get("lib_modules_created") and modules.is_dir() and not any(modules.iterdir()):
+            modules.rmdir()
+        if not problems:
+            path.unlink()
+    return problems
+
+
+def netavark_only(saved: str) -> bool:
+    """Whether an ``iptables-save -t <table>`` output holds nothing but netavark's chains and rules
+    (so the table, which iptables-nft made for netavark, can go)."""
+    for line in saved.splitlines():
+        chain = line.split()[0][1:] if line.startswith(":") else ""
+        if chain and chain not in _BUILTIN_CHAINS and not chain.startswith("NETAVARK"):
+            return False
+        if line.startswith("-A ") and "NETAVARK" not in line:
+            return False
+    return True
+
+
+_BUILTIN_CHAINS = ("INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING")
+
+
+def _remove_netavark_rules(log: Log) -> list[str]:
+    problems = []
+    tables = _nft_tables()
+    recorded = json.loads(_host_state_path().read_text()).get("nft_tables") if _host_state_path().is_file() else None
+    for family, table in NETAVARK_TABLES:
+        save = "iptables-save" if family == "ip" else "ip6tables-save"
+        saved = subprocess.run([save, "-t", table], capture_output=True, text=True).stdout
+        if "NETAVARK" not in saved:
+            continue
+        was_there = recorded is None or f"{family} {table}" in recorded
+        if tables is not None and netavark_only(saved) and not was_there:
+            subprocess.run(["nft", "delete", "table", family, table], check=False)
+            log(f"nft table {family} {table} (netavark's only) deleted")
+            continue
+        # The table holds other rules, or was there before: take out netavark's chains only.
+        command = "iptables" if family == "ip" else "ip6tables"
+        for line in saved.splitlines():
+            if line.startswith("-A ") and "-j NETAVARK" in line and not line.split()[1].startswith("NETAVARK"):
+                subprocess.run([command, "-t", table, "-D", *shlex.split(line[3:])], check=False)
+        chains = [line.split()[0][1:] for line in saved.splitlines() if line.startswith(":NETAVARK")]
+        for chain in chains:
+            subprocess.run([command, "-t", table, "-F", chain], check=False)
+        for chain in chains:
+            subprocess.run([command, "-t", table, "-X", chain], check=False)
+        log(f"netavark's chains removed from {family} {table}")
+        if tables is None and not was_there:
+            problems.append(
+                f"table {family} {table} is empty but left: deleting it needs nft (apt-get install nftables)"
+            )
+    return problems
+
+
+def _remove_empty_cgroups(name: str) -> list[str]:
+    problems = []
+    for hierarchy in sorted(Path("/sys/fs/cgroup").iterdir()):
+        top = hierarchy / name
+        if not top.is_dir():
+            continue
+        for group in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        try:
+            top.rmdir()
+        except OSError as exc:
+            problems.append(f"cgroup {top} not removed: {exc}")
+    return problems

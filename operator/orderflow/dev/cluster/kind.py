@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -32,6 +33,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+import yaml
 
 from orderflow.dev.cluster import image, tools
 from orderflow.dev.cluster.image import Log
@@ -617,17 +620,20 @@ def _kind_env() -> dict[str, str]:
 
 
 def up(config: Path, kubeconfig: Path, log: Log = _stderr) -> None:
-    """``kind create cluster`` from ``config`` on the node image made here (built when missing)."""
+    """``kind create cluster`` from ``config`` on the node image made here (built when missing), on
+    an internal network; the kubeconfig then points at the node's own address."""
     check_host(("podman", "buildah", "mmdebstrap", "go"))
     problems = [p for p in check_create_host() if not p.startswith("/lib/modules")]
     if problems:
         raise KindError("\n".join(problems))
+    name = cluster_name(config)
     state = record_host_state()
     if state["lib_modules_created"]:
         Path("/lib/modules").mkdir(exist_ok=True)  # kind mounts it into the node; nothing reads it here
     kind = tools.ensure("kind", log)
     node_image = build_node_image(log)
     started = time.monotonic()
+    ensure_network(log)
     argv = [str(kind), "create", "cluster", "--config", str(config), "--image", node_image]
     argv += ["--kubeconfig", str(kubeconfig), "--wait", "2m"]
     try:
@@ -635,7 +641,66 @@ def up(config: Path, kubeconfig: Path, log: Log = _stderr) -> None:
     except KindError:
         log("kind create cluster failed; `orderflow kind down` removes what it left")
         raise
-    log(f"Cluster up in {time.monotonic() - started:.0f}s; kubeconfig {kubeconfig}")
+    server = f"https://{node_address(name)}:6443"
+    text = kubeconfig.read_text()
+    kubeconfig.write_text(re.sub(r"server: https://127\.0\.0\.1:\d+", f"server: {server}", text))
+    log(f"Cluster up in {time.monotonic() - started:.0f}s; kubeconfig {kubeconfig} (server {server})")
+
+
+def cluster_name(config: Path) -> str:
+    """The cluster's name as kind reads it from its config (kind's default: "kind")."""
+    try:
+        loaded = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise KindError(f"cannot read the kind config {config}: {exc}") from exc
+    found = loaded.get("name") if isinstance(loaded, dict) else None
+    return found if isinstance(found, str) and found else "kind"
+
+
+# kind puts every node on the podman network "kind" and reuses it when it exists. Made here first
+# as an internal network, it has no NAT and the node no default route: nothing in the node (an
+# image pull, a DNS lookup) can reach beyond this machine, and netavark writes no firewall rules
+# on the host. Without DNS there is no aardvark-dns forwarding to the host's resolver; the node
+# finds itself through the /etc/hosts podman writes. The explicit gateway gives the host bridge
+# an address (without it an internal network without DNS has none, and the host no route to the
+# node). The cost: the API port kind publishes on 127.0.0.1 forwards nothing (no DNAT), so the
+# kubeconfig names the node's address instead.
+NETWORK_NAME = "kind"
+NETWORK_SUBNET = "10.89.0.0/24"
+NETWORK_GATEWAY = "10.89.0.1"
+
+
+def ensure_network(log: Log) -> None:
+    inspected = _podman("network", "inspect", NETWORK_NAME)
+    if inspected.returncode == 0:
+        found = json.loads(inspected.stdout)
+        if not (found and found[0].get("internal")):
+            raise KindError(
+                f"podman network {NETWORK_NAME} exists and is not internal (plain kind made it?): its node "
+                f"could reach beyond this machine. Remove it first: `podman network rm {NETWORK_NAME}` "
+                "(with CONTAINERS_CONF from `orderflow kind env`)"
+            )
+        return
+    argv = ["podman", "network", "create", "--internal", "--disable-dns"]
+    argv += ["--subnet", NETWORK_SUBNET, "--gateway", NETWORK_GATEWAY, NETWORK_NAME]
+    _run("podman network create", argv, log, env=_kind_env())
+
+
+def node_address(name: str) -> str:
+    """The control-plane node's address on the kind network, once the host routes to it through
+    the network's bridge (never through the default route, which leads off this machine)."""
+    node = f"{name}-control-plane"
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+    done = _podman("inspect", node, "--format", template)
+    addresses = done.stdout.split()
+    if done.returncode != 0 or not addresses:
+        raise KindError(f"no address of {node}: {done.stderr.strip()}")
+    address = addresses[0]
+    route = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True).stdout
+    bridge = json.loads(_podman("network", "inspect", NETWORK_NAME).stdout or "[{}]")[0].get("network_interface")
+    if not bridge or f" dev {bridge} " not in route:
+        raise KindError(f"the host does not route {address} through the kind bridge ({bridge}): {route.strip()}")
+    return address
 
 
 def _podman(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orderflow.dev.cluster import image, node, state, tools
+from orderflow.dev.cluster import image, kind, node, state, tools
 from orderflow.dev.cluster.node import NodeCluster
 
 REPO = Path.cwd()
@@ -69,13 +69,59 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"`{' '.join(cmd)}` failed with exit code {done.returncode}")
 
 
+def main_kind(args: argparse.Namespace) -> int:
+    """The same steps on a kind cluster (``--kind``): ``orderflow kind up`` from kind-config.yaml,
+    the image loaded with ``kind load image-archive``, and ``orderflow kind down``, which must
+    leave the host as ``up`` found it. Tests that need the local node's state skip."""
+    timings: dict[str, float] = {}
+    state_dir: Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = (state_dir / "kind-kubeconfig").resolve()
+    config = REPO / "kind-config.yaml"
+    name = kind.cluster_name(config)
+    code = 1
+    before: dict[str, object] | None = None
+    try:
+        with step("kind up", timings):
+            before = kind.record_host_state()
+            kind.up(config, kubeconfig, log=say)
+        with step("image build", timings):
+            archive = image.build(args.tag, log=say)
+        with step("kind load image-archive", timings):
+            load = [str(tools.ensure("kind")), "load", "image-archive", str(archive), "--name", name]
+            run(load, {**os.environ, **kind.podman_env()})
+        env = installed_env(kubeconfig, state_dir, args.tag)
+        del env["ORDERFLOW_E2E_NODE_STATE"]  # the local node's cluster.json: no such thing on kind
+        with step("helm install both charts, Deployments Available", timings):
+            for release in RELEASES:
+                run(helm_install_args(release, args.tag), env)
+        with step("pytest tests/e2e against the Pods", timings):
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "tests/e2e", *args.pytest_args], env=env, check=False
+            )
+            code = done.returncode
+    finally:
+        if not args.keep:
+            with step("kind down", timings):
+                problems = kind.down(name, log=say)
+            left = [*problems, *(kind.leftovers(before) if before is not None else [])]
+            if left:
+                say(f"kind down left behind: {', '.join(left)}")
+                code = code or 1
+        say("timings: " + ", ".join(f"{what} {seconds:.0f}s" for what, seconds in timings.items()))
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orderflow.dev.cluster.e2e", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".orderflow/e2e"))
     parser.add_argument("--tag", default="e2e")
     parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("--kind", action="store_true", help="on a kind cluster (podman) instead of the local node")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
+    if args.kind:
+        return main_kind(args)
     timings: dict[str, float] = {}
     state_dir: Path = args.state_dir
     kubeconfig = (state_dir / "kubeconfig").resolve()

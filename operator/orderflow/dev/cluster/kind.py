@@ -14,7 +14,9 @@ had offline, in kind's layout (``images/base`` of the kind module, which this re
 - a static CNI config (ptp + host-local) instead of kindnetd, whose module is not served.
 
 The node boots with kind's entrypoint and podman's ``--privileged``; podman needs a private
-containers.conf (``podman_env``). Nothing here installs packages: what is missing is named.
+containers.conf (``podman_env``). ``up`` makes kind's network internal first, so nothing in the
+node can reach beyond this machine, and ``down`` deletes the cluster and then undoes what podman
+and netavark leave on the host. Nothing here installs packages: what is missing is named.
 """
 
 from __future__ import annotations
@@ -794,3 +796,28 @@ def _remove_empty_cgroups(name: str) -> list[str]:
         except OSError as exc:
             problems.append(f"cgroup {top} not removed: {exc}")
     return problems
+
+
+def leftovers(before: dict[str, object]) -> list[str]:
+    """What a cluster left on the host compared with ``before`` (``record_host_state``'s record):
+    podman containers, the kind network, nft tables, ip_forward, libpod cgroups, /lib/modules."""
+    found = []
+    containers = _podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    if containers:
+        found.append(f"podman containers {', '.join(containers)}")
+    if NETWORK_NAME in _podman("network", "ls", "--format", "{{.Name}}").stdout.split():
+        found.append(f"podman network {NETWORK_NAME}")
+    tables, recorded = _nft_tables(), before.get("nft_tables")
+    if tables is not None and isinstance(recorded, list):
+        extra = sorted(set(tables) - set(recorded))
+        if extra:
+            found.append(f"nft tables {', '.join(extra)}")
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
+    if forward != before.get("ip_forward"):
+        found.append(f"net.ipv4.ip_forward = {forward}")
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob("*/libpod_parent")]
+    if cgroups:
+        found.append(f"cgroups {', '.join(cgroups)}")
+    if before.get("lib_modules_created") and Path("/lib/modules").exists():
+        found.append("/lib/modules")
+    return found

@@ -547,6 +547,7 @@ def build_node_image(log: Log = _stderr, *, force: bool = False) -> str:
     if not force and (_labels_of(name) or {}).get(NODE_KEY_LABEL) == key:
         log(f"Node image {name} is up to date (key {key})")
         return name
+    previous = image._buildah_image(name)
     log(f"Assembling the kind node image {name}")
     started = time.monotonic()
     container = _run("node: from", ["buildah", "from", "scratch"], log).strip().splitlines()[-1]
@@ -572,6 +573,9 @@ def build_node_image(log: Log = _stderr, *, force: bool = False) -> str:
         _run("node: commit", ["buildah", "commit", "--quiet", "--format", "docker", container, name], log)
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True)
+    # The previous build, now untagged, would keep its 1.2 GB in the storage for good.
+    if previous is not None and previous.get("FromImageID") != (image._buildah_image(name) or {}).get("FromImageID"):
+        subprocess.run(["buildah", "rmi", str(previous.get("FromImageID"))], capture_output=True)
     log(f"Node image {name} built in {time.monotonic() - started:.0f}s")
     return name
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orderflow.dev.cluster import image, kind, node, state, tools
+from orderflow.dev.cluster import image, kind, node, podnode, state, tools
 from orderflow.dev.cluster.node import NodeCluster
 
 REPO = Path.cwd()
@@ -47,7 +47,7 @@ def installed_env(kubeconfig: Path, state_dir: Path, tag: str) -> dict[str, str]
     env = dict(os.environ)
     env["KUBECONFIG"] = env["ORDERFLOW_TEST_KUBECONFIG"] = str(kubeconfig)
     env["ORDERFLOW_E2E_INSTALLED"] = ",".join(f"{name}={ns}" for name, (_, ns) in RELEASES.items())
-    env["ORDERFLOW_E2E_NODE_STATE"] = str(state_dir.resolve())
+    env[podnode.NODE_STATE_ENV] = str(state_dir.resolve())
     env["ORDERFLOW_E2E_IMAGE"] = f"{IMAGE_REPOSITORY}:{tag}"
     dirs = [str(tools.ensure(name).parent) for name in ("kubectl", "helm")]
     env["PATH"] = os.pathsep.join([*dirs, env.get("PATH", "")])
@@ -72,7 +72,7 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 def main_kind(args: argparse.Namespace) -> int:
     """The same steps on a kind cluster (``--kind``): ``orderflow kind up`` from kind-config.yaml,
     the image loaded with ``kind load image-archive``, and ``orderflow kind down``, which must
-    leave the host as ``up`` found it. Tests that need the local node's state skip."""
+    leave the host as ``up`` found it. The tests reach into the node container through ``podnode``."""
     timings: dict[str, float] = {}
     state_dir: Path = args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,8 @@ def main_kind(args: argparse.Namespace) -> int:
             load = [str(tools.ensure("kind")), "load", "image-archive", str(archive), "--name", name]
             run(load, {**os.environ, **kind.podman_env()})
         env = installed_env(kubeconfig, state_dir, args.tag)
-        del env["ORDERFLOW_E2E_NODE_STATE"]  # the local node's cluster.json: no such thing on kind
+        del env[podnode.NODE_STATE_ENV]  # the local node's cluster.json: no such thing on kind
+        env[podnode.KIND_ENV] = name  # its node container is on this machine: tests/e2e reaches into it
         with step("helm install both charts, Deployments Available", timings):
             for release in RELEASES:
                 run(helm_install_args(release, args.tag), env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,10 @@ RELEASES = {
     "fulfillment": ("fulfillment-controller", "fulfillment-system"),
     "order": ("order-controller", "order-system"),
 }
+# On kind, as .github/workflows/e2e.yaml installs them: both in one namespace, the fulfillment
+# controller's steps at 1 s.
+WORKFLOW_NAMESPACE = "orderflow-system"
+WORKFLOW_VALUES = {"fulfillment": ["--set", "stepSeconds=1"], "order": []}
 
 
 def say(line: str) -> None:
@@ -43,10 +48,10 @@ def step(what: str, timings: dict[str, float]) -> Iterator[None]:
     say(f"{what}: {timings[what]:.1f}s")
 
 
-def installed_env(kubeconfig: Path, state_dir: Path, tag: str) -> dict[str, str]:
+def installed_env(kubeconfig: Path, state_dir: Path, tag: str, installed: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env["KUBECONFIG"] = env["ORDERFLOW_TEST_KUBECONFIG"] = str(kubeconfig)
-    env["ORDERFLOW_E2E_INSTALLED"] = ",".join(f"{name}={ns}" for name, (_, ns) in RELEASES.items())
+    env["ORDERFLOW_E2E_INSTALLED"] = installed or ",".join(f"{name}={ns}" for name, (_, ns) in RELEASES.items())
     env[podnode.NODE_STATE_ENV] = str(state_dir.resolve())
     env["ORDERFLOW_E2E_IMAGE"] = f"{IMAGE_REPOSITORY}:{tag}"
     dirs = [str(tools.ensure(name).parent) for name in ("kubectl", "helm")]
@@ -63,6 +68,16 @@ def helm_install_args(name: str, tag: str) -> list[str]:
     ]  # fmt: skip
 
 
+def workflow_install_args(name: str, tag: str) -> list[str]:
+    """The workflow's ``helm install`` of chart ``name`` (its step "Install both charts, each on its own")."""
+    chart, _ = RELEASES[name]
+    return [
+        "helm", "install", name, str(REPO / "charts" / chart), "--namespace", WORKFLOW_NAMESPACE, "--create-namespace",
+        "--wait", "--timeout", "5m", "--set", f"image.repository={IMAGE_REPOSITORY}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=Never", *WORKFLOW_VALUES[name],
+    ]  # fmt: skip
+
+
 def run(cmd: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(cmd, env=env, check=False)
     if done.returncode != 0:
@@ -71,8 +86,9 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 def main_kind(args: argparse.Namespace) -> int:
     """The same steps on a kind cluster (``--kind``): ``orderflow kind up`` from kind-config.yaml,
-    the image loaded with ``kind load image-archive``, and ``orderflow kind down``, which must
-    leave the host as ``up`` found it. The tests reach into the node container through ``podnode``."""
+    the image loaded with ``kind load image-archive``, both charts installed as the workflow
+    installs them, and ``orderflow kind down``, which must leave the host as ``up`` found it.
+    The tests reach into the node container through ``podnode``."""
     timings: dict[str, float] = {}
     state_dir: Path = args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,12 +106,12 @@ def main_kind(args: argparse.Namespace) -> int:
         with step("kind load image-archive", timings):
             load = [str(tools.ensure("kind")), "load", "image-archive", str(archive), "--name", name]
             run(load, {**os.environ, **kind.podman_env()})
-        env = installed_env(kubeconfig, state_dir, args.tag)
+        env = installed_env(kubeconfig, state_dir, args.tag, installed=WORKFLOW_NAMESPACE)
         del env[podnode.NODE_STATE_ENV]  # the local node's cluster.json: no such thing on kind
         env[podnode.KIND_ENV] = name  # its node container is on this machine: tests/e2e reaches into it
-        with step("helm install both charts, Deployments Available", timings):
+        with step("helm install both charts as the workflow does, Deployments Available", timings):
             for release in RELEASES:
-                run(helm_install_args(release, args.tag), env)
+                run(workflow_install_args(release, args.tag), env)
         with step("pytest tests/e2e against the Pods", timings):
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "tests/e2e", *args.pytest_args], env=env, check=False
@@ -121,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", action="store_true", help="on a kind cluster (podman) instead of the local node")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
+    # A SIGTERM (CI's timeout, make interrupted) unwinds like an error: the cluster goes down.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.kind:
         return main_kind(args)
     timings: dict[str, float] = {}

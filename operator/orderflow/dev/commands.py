@@ -93,9 +93,12 @@ def _kind(args: argparse.Namespace) -> int:
         kind_binary = tools.locate("kind")
         if kind_binary is not None:
             print(f"export PATH={kind_binary.parent}:$PATH")
-        print(f"# kind create cluster --config kind-config.yaml --image {kind.node_image_name()}")
+        # Not a bare `kind create cluster`: kind would make its network with NAT, and the node could
+        # reach beyond this machine; `up` makes it internal first.
+        print("# orderflow kind up   (then export KUBECONFIG=.orderflow/kind-kubeconfig; orderflow kind down after)")
         for problem in kind.check_create_host():
-            print(f"# before that: {problem}")
+            if not problem.startswith("/lib/modules"):  # `up` makes it, and `down` removes it again
+                print(f"# before that: {problem}")
         return 0
     try:
         if args.action == "down":

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv lock tools test-tools node-tools image e2e test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover bench-waiting clean
+.PHONY: all venv lock tools test-tools node-tools kind-tools kind-node-image image e2e e2e-kind test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover bench-waiting clean
 
 all: test
 
@@ -53,6 +53,22 @@ image: $(STAMP)
 # in the installed mode the kind workflow uses. Needs the host packages .ci/run installs.
 e2e: node-tools
 	$(BIN)/python -m orderflow.dev.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
+
+# What a kind node image holds besides the node's binaries (kind, kubeadm, crictl, and CoreDNS
+# with the plugins of kubeadm's Corefile), built once from Go modules like the others.
+kind-tools: node-tools
+	$(BIN)/python -m orderflow.dev.cluster.tools --kind
+
+# kind's node image, assembled here without a registry (docs/kind.md); cached, rebuilt when an
+# input changes.
+kind-node-image: kind-tools
+	$(BIN)/orderflow kind node-image
+
+# As root, with podman: e2e on a kind cluster made by the kind CLI from kind-config.yaml, the steps
+# of .github/workflows/e2e.yaml (image loaded with `kind load image-archive`, both charts installed
+# as the workflow does), then `orderflow kind down`, also when a step fails (docs/kind.md).
+e2e-kind: kind-node-image
+	$(BIN)/python -m orderflow.dev.cluster.e2e --kind --tag kind $(E2E_ARGS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests

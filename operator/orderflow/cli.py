@@ -1,6 +1,6 @@
 """The ``orderflow`` command: run a controller, write the CRDs, describe an Order's story.
 
-The dev wing (``packaging/orderflow-dev``) adds ``cluster``, ``image`` and ``demo`` through the
+The dev wing (``packaging/orderflow-dev``) adds ``cluster``, ``image``, ``kind`` and ``demo`` through the
 ``orderflow.commands`` entry points; this module never imports it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from orderflow import DEV_INSTALL
 
 DEFAULT_PEERING_LIFETIME = 15  # orderflow.runtime.peering.DEFAULT_LIFETIME, without importing the runtime here
 # The dev wing's commands: named when it is missing, so `orderflow demo` says how to get it.
-DEV_COMMANDS = ("cluster", "image", "demo")
+DEV_COMMANDS = ("cluster", "image", "kind", "demo")
 
 
 def _crds(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """What only real Pods show: the controllers installed by the charts, run by a node (``make e2e``
 here, kind in CI), replaced, rolled, reinstalled, starved of API access and filled with orders.
 
-These run only in the installed mode (``ORDERFLOW_E2E_INSTALLED``); the local node also lets them
-read each controller's memory from the kernel (``ORDERFLOW_E2E_NODE_STATE``).
+These run only in the installed mode (``ORDERFLOW_E2E_INSTALLED``). When the Pods run on this
+machine (the local node or a kind node, ``orderflow.dev.cluster.podnode``), the tests also read each
+controller's memory from the kernel, kill it, and tag the image in the node's containerd.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import pytest
 import yaml
 
 from orderflow.dev import manifests
-from orderflow.dev.cluster import node
+from orderflow.dev.cluster import podnode
 from orderflow.dev.testing.plugin import REPO, Kubectl, wait_for
 
 from .conftest import INSTALLED, installed_namespaces
 
 pytestmark = pytest.mark.skipif(not INSTALLED, reason="needs the charts installed and run as Pods (make e2e)")
 
-NODE_STATE = os.environ.get("ORDERFLOW_E2E_NODE_STATE")
+NODE = podnode.from_env()  # the node the Pods run on, when this machine can see into it
+NOT_HERE = "the Pods' node is not on this machine (neither ORDERFLOW_E2E_NODE_STATE nor ORDERFLOW_E2E_KIND is set)"
 IMAGE = os.environ.get("ORDERFLOW_E2E_IMAGE", "")
 CHARTS = {"fulfillment": "fulfillment-controller", "order": "order-controller"}
 MiB = 1024 * 1024
@@ -165,17 +167,15 @@ def test_deleting_each_controller_pod_mid_flight_loses_nothing(
     assert_each_fulfillment_moved_once(k, namespace)
 
 
-@pytest.mark.skipif(not (NODE_STATE and IMAGE), reason="tags the image in the local node's containerd")
+@pytest.mark.skipif(NODE is None, reason=f"tags the image in the node's containerd: {NOT_HERE}")
+@pytest.mark.skipif(not IMAGE, reason="ORDERFLOW_E2E_IMAGE does not name the installed image")
 def test_helm_upgrade_to_a_new_image_tag_rolls_the_pods_and_loses_nothing(
     k: HelmKubectl, namespace: str, order_release: Release, fulfillment_release: Release
 ) -> None:
-    state = json.loads((Path(str(NODE_STATE)) / "cluster.json").read_text())
+    assert NODE is not None
     repository, _, tag = IMAGE.rpartition(":")
     new_tag = f"{tag}-next"
-    ctr = [state["ctr"], "-a", state["containerd_socket"], "-n", "k8s.io"]
-    subprocess.run(
-        [*ctr, "images", "tag", "--force", IMAGE, f"{repository}:{new_tag}"], check=True, capture_output=True
-    )
+    NODE.tag_image(IMAGE, f"{repository}:{new_tag}")
     names = [f"u{i}" for i in range(10)]
     apply_orders(k, namespace, names, steps=2)
     try:
@@ -243,7 +243,8 @@ def test_a_pod_whose_api_access_is_broken_is_not_ready(k: HelmKubectl, cut_off: 
 
 def _rss_of_pod(pod: dict[str, Any]) -> tuple[int, int]:
     """(RSS, limit) in bytes of the Pod's controller, read from the kernel: /proc and its cgroup."""
-    pid, memory = node.controller_process(pod["metadata"]["uid"])
+    assert NODE is not None
+    pid, memory = NODE.controller_process(pod["metadata"]["uid"])
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
     limit = int((Path("/sys/fs/cgroup/memory") / memory.lstrip("/") / "memory.limit_in_bytes").read_text())
@@ -253,7 +254,7 @@ def _rss_of_pod(pod: dict[str, Any]) -> tuple[int, int]:
 SUPPORTED_ORDERS = 1000  # docs/deploy.md: the default limits hold this many live Orders and Fulfillments
 
 
-@pytest.mark.skipif(not NODE_STATE, reason="reads the Pods' memory from the local node's kernel")
+@pytest.mark.skipif(NODE is None, reason=f"reads the Pods' memory from this machine's kernel: {NOT_HERE}")
 def test_memory_stays_under_the_limit_with_the_supported_number_of_orders(
     k: HelmKubectl, namespace: str, order_release: Release, fulfillment_release: Release
 ) -> None:
@@ -318,10 +319,10 @@ def test_the_standby_replica_takes_over_when_the_active_one_goes(
     if how == "pod deleted":  # graceful: SIGTERM, Kopf leaves the peering at once
         k("delete", "pod", "-n", release.namespace, active, "--wait=false")
     else:  # a crash: SIGKILL on the node, the container restarts and rejoins as the standby
-        if not NODE_STATE:
-            pytest.skip("kills the process on the local node")
+        if NODE is None:
+            pytest.skip(f"kills the controller's process on its node: {NOT_HERE}")
         pod = next(p for p in release.ready_pods() if p["metadata"]["name"] == active)
-        os.kill(node.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
+        os.kill(NODE.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
     apply_orders(k, namespace, ["after-failover"], steps=0)
     k("wait", "-n", namespace, "--for=condition=Ready", "order/after-failover", "--timeout=120s")
     failover = time.monotonic() - killed_at

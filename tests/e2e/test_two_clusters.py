@@ -1,5 +1,5 @@
 """Two clusters, each chart installed by its own team as docs/targets.md tells them: the order
-controller's Pod (shop cluster, the local node) drives Fulfillments in a warehouse cluster through
+controller's Pod (shop cluster: the local node or kind) drives Fulfillments in a warehouse cluster through
 the kubeconfig in a Secret, and rides out an outage of the warehouse's API server.
 
 The warehouse is a second control plane on the host. Its API server is carried into the node's
@@ -15,28 +15,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from orderflow.dev import manifests
-from orderflow.dev.cluster import expose, state
+from orderflow.dev.cluster import podnode
 from orderflow.dev.cluster.controlplane import ControlPlane
-from orderflow.dev.cluster.node import NODE_IP, NodeCluster
 from orderflow.dev.harness import Controllers
 from orderflow.dev.testing.plugin import REPO, Kubectl, service_account_kubeconfig, wait_for
 
 from .conftest import INSTALLED, Helm, installed_namespaces
 
-NODE_STATE = os.environ.get("ORDERFLOW_E2E_NODE_STATE")
+NODE = podnode.from_env()  # the shop's node, into whose network namespace the warehouse is carried
 pytestmark = pytest.mark.skipif(
-    not (INSTALLED and NODE_STATE), reason="needs the order controller run as a Pod by the local node (make e2e)"
+    not (INSTALLED and NODE),
+    reason="needs the order controller run as a Pod by a node on this machine (make e2e or make e2e-kind)",
 )
 
 CHARTS = REPO / "charts"
@@ -130,9 +128,8 @@ def shop(
 ) -> Iterator[Shop]:
     """The shop team's side: the warehouse's kubeconfig in a Secret of the order controller's
     namespace and the target declared with `helm upgrade`, then the chart's values put back."""
-    cluster = state.load(Path(str(NODE_STATE)))
-    assert isinstance(cluster, NodeCluster)
-    inside = expose.expose(cluster.layout.netns, NODE_IP, warehouse.plane.apiserver_port)
+    assert NODE is not None
+    inside = NODE.expose(warehouse.plane.apiserver_port)
     release_ns = installed_namespaces()["order"]
     namespace = f"shop-{uuid.uuid4().hex[:6]}"
     helm = Helm(kube_env)

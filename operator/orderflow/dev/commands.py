@@ -1,4 +1,4 @@
-"""The dev wing's subcommands of ``orderflow``: ``cluster``, ``image`` and ``demo``.
+"""The dev wing's subcommands of ``orderflow``: ``cluster``, ``image``, ``kind`` and ``demo``.
 
 The orderflow-dev distribution registers each ``add_*`` function under the ``orderflow.commands``
 entry points; ``orderflow.cli`` calls them with its subparsers, so these commands exist exactly
@@ -79,6 +79,67 @@ def _image(args: argparse.Namespace) -> int:
         return 1
     print(archive)
     return 0
+
+
+def _kind(args: argparse.Namespace) -> int:
+    from orderflow.dev.cluster import kind, tools
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.action == "env":
+        for key, value in kind.podman_env().items():
+            print(f"export {key}={value}")
+        kind_binary = tools.locate("kind")
+        if kind_binary is not None:
+            print(f"export PATH={kind_binary.parent}:$PATH")
+        # Not a bare `kind create cluster`: kind would make its network with NAT, and the node could
+        # reach beyond this machine; `up` makes it internal first.
+        print("# orderflow kind up   (then export KUBECONFIG=.orderflow/kind-kubeconfig; orderflow kind down after)")
+        for problem in kind.check_create_host():
+            if not problem.startswith("/lib/modules"):  # `up` makes it, and `down` removes it again
+                print(f"# before that: {problem}")
+        return 0
+    try:
+        if args.action == "down":
+            problems = kind.down(args.name, log)
+            for problem in problems:
+                print(f"orderflow kind down: {problem}", file=sys.stderr)
+            return 1 if problems else 0
+        if args.action == "up":
+            kind.up(args.config, args.kubeconfig, log)
+            print(f"Kubeconfig: {args.kubeconfig}")
+            return 0
+        kind_binary = tools.ensure("kind", log)
+        name = kind.build_node_image(log, force=args.force)
+    except (kind.KindError, tools.ToolError) as exc:
+        print(f"orderflow kind {args.action}: {exc}", file=sys.stderr)
+        return 1
+    print(name)
+    print(f"kind: {kind_binary}", file=sys.stderr)
+    return 0
+
+
+def add_kind(commands: Any) -> None:
+    """``orderflow kind node-image|env``."""
+    kindp = commands.add_parser("kind", help="a kind node image made here with no registry, for kind with podman")
+    kindp.add_argument(
+        "action",
+        choices=["node-image", "up", "down", "env"],
+        help="node-image: build it (and the kind CLI) into the host's container storage; "
+        "up: kind create cluster on it; down: kind delete cluster, then undo what podman left on the host; "
+        "env: the exports kind create cluster needs here",
+    )
+    kindp.add_argument("--force", action="store_true", help="node-image: rebuild even when up to date")
+    kindp.add_argument("--config", type=Path, default=Path("kind-config.yaml"), help="up: default kind-config.yaml")
+    kindp.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=DEFAULT_STATE_DIR / "kind-kubeconfig",
+        help="up: default .orderflow/kind-kubeconfig",
+    )
+    kindp.add_argument("--name", default="orderflow", help="down: the cluster's name (kind-config.yaml's)")
+    kindp.set_defaults(func=_kind)
 
 
 def add_cluster(commands: Any) -> None:

@@ -100,6 +100,12 @@ def check_host(commands: Iterable[str] = ("buildah", "mmdebstrap")) -> None:
         problems.append(f"{' and '.join(apt)} not found on PATH; install them (as root) with:\n    {APT_INSTALL}")
     if "go" in missing:
         problems.append("go not found on PATH; the pause image is built from source with Go >= 1.26")
+    if "buildah" in commands and shutil.which("crun") and hybrid_cgroups():
+        # buildah prefers crun when it is installed (podman's package pulls it in), and crun 1.8
+        # stops every RUN step on this layout with "cgroups in hybrid mode not supported".
+        problems.append(
+            "crun is installed and refuses this host's hybrid cgroups (buildah prefers it): apt-get remove crun"
+        )
     if os.geteuid() != 0:
         problems.append(
             "buildah needs root here (its storage is /var/lib/containers; there is no rootless setup): "
@@ -107,6 +113,11 @@ def check_host(commands: Iterable[str] = ("buildah", "mmdebstrap")) -> None:
         )
     if problems:
         raise ImageError("\n".join(problems))
+
+
+def hybrid_cgroups(root: Path = Path("/sys/fs/cgroup")) -> bool:
+    """cgroup v1 controllers with the v2 hierarchy mounted beside them (``unified``), as here."""
+    return (root / "unified").is_dir() and (root / "memory").is_dir()
 
 
 def _run(

@@ -38,6 +38,10 @@ PROMETHEUS_VERSION = "3.16.0"  # github.com/yuin/gopher-lua: Argo CD's Lua inter
 # The benchmark's peer (make bench-peer): the Temporal CLI's dev server. Newer tags do not build
 # from the module proxy.
 TEMPORAL_CLI_VERSION = "1.5.1"
+# A kind cluster (`orderflow kind`): the kind CLI, and what its node image holds besides the node's
+# own binaries: kubeadm (from the same k8s.io/kubernetes module) and crictl.
+KIND_VERSION = "0.33.0"
+CRI_TOOLS_VERSION = "1.37.0"
 
 # k8s.io/kubernetes replaces every staging module with a local path that is not in the module
 # zip; a throwaway module points each of them back at the published module instead.
@@ -162,13 +166,31 @@ NODE_TOOLS = {
         "coredns", COREDNS_VERSION, lambda out: _minor_within(out, "CoreDNS-", 1, range(11, 100)), ("-version",)
     ),
 }
+# Only `orderflow kind` needs these. coredns-kubeadm is CoreDNS with the plugins kubeadm's Corefile
+# uses, for the cluster's own CoreDNS Deployment (the node's minimal one cannot read that Corefile).
+KIND_TOOLS = {
+    "kubeadm": Tool(
+        "kubeadm",
+        KUBERNETES_VERSION,
+        lambda out: _minor_within(out, "", 1, range(_KUBE_MINOR, _KUBE_MINOR + 1)),
+        ("version", "-o", "short"),
+    ),
+    "kind": Tool("kind", KIND_VERSION, lambda out: f"kind v{KIND_VERSION} " in out, ("version",)),
+    "crictl": Tool("crictl", CRI_TOOLS_VERSION, lambda out: f"crictl version v{CRI_TOOLS_VERSION}" in out),
+    "coredns-kubeadm": Tool(
+        "coredns-kubeadm",
+        COREDNS_VERSION,
+        lambda out: _minor_within(out, "CoreDNS-", 1, range(11, 100)),
+        ("-version",),
+    ),
+}
 # Only `make bench-peer` needs this one.
 PEER_TOOLS = {
     "temporal": Tool(
         "temporal", TEMPORAL_CLI_VERSION, lambda out: f"temporal version {TEMPORAL_CLI_VERSION} " in out, ("--version",)
     ),
 }
-ALL_TOOLS = {**TOOLS, **TEST_TOOLS, **NODE_TOOLS, **PEER_TOOLS}
+ALL_TOOLS = {**TOOLS, **TEST_TOOLS, **NODE_TOOLS, **KIND_TOOLS, **PEER_TOOLS}
 
 
 def cache_dir() -> Path:
@@ -372,7 +394,7 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
     with tempfile.TemporaryDirectory(prefix=f"orderflow-build-{tool.name}-") as tmp:
         workdir = Path(tmp)
         partial = target.with_name(target.name + ".partial")
-        if tool.name in ("kube-apiserver", "kubectl", *NODE_COMPONENTS):
+        if tool.name in ("kube-apiserver", "kubectl", "kubeadm", *NODE_COMPONENTS):
             _kubernetes_module(workdir, (tool.name,))
             _run_go(["mod", "tidy"], workdir, f"{tool.name} modules", log)
             package = f"k8s.io/kubernetes/cmd/{tool.name}"
@@ -397,10 +419,10 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             )
             _replace_dir(partial, target.parent)
             return _check_built(tool, target)
-        elif tool.name == "coredns":
-            _coredns_module(workdir)
+        elif tool.name in ("coredns", "coredns-kubeadm"):
+            _coredns_module(workdir, COREDNS_KUBEADM_PLUGINS if tool.name == "coredns-kubeadm" else None)
             _run_go(["mod", "tidy"], workdir, "coredns modules", log)
-            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, "coredns", log)
+            _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, tool.name, log)
         elif tool.name == "helm":
             _build_module_command(tool, "helm.sh/helm/v3", "cmd/helm", _helm_version_flags, workdir, partial, log)
         elif tool.name in GO_PROGRAMS:
@@ -418,6 +440,12 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
         elif tool.name == "temporal":
             versions = {"github.com/temporalio/cli/temporalcli.Version": tool.version}
             _build_module_command(tool, "github.com/temporalio/cli", "cmd/temporal", versions, workdir, partial, log)
+        elif tool.name == "kind":
+            # kind's version is a constant in its source: no flags needed.
+            _build_module_command(tool, "sigs.k8s.io/kind", "", {}, workdir, partial, log)
+        elif tool.name == "crictl":
+            versions = {"sigs.k8s.io/cri-tools/pkg/version.Version": f"v{tool.version}"}
+            _build_module_command(tool, "sigs.k8s.io/cri-tools", "cmd/crictl", versions, workdir, partial, log)
         elif tool.name == "actionlint":
             versions = {"github.com/rhysd/actionlint.version": f"v{tool.version}"}
             _build_module_command(
@@ -451,15 +479,39 @@ def _containerd_module(workdir: Path) -> None:
     _tools_go(workdir, [f"github.com/containerd/containerd/v2/cmd/{c}" for c in CONTAINERD_COMMANDS])
 
 
-def _coredns_module(workdir: Path) -> None:
-    """Only the plugins a local cluster needs: CoreDNS's full set pulls in every cloud SDK."""
+# The plugins of the Corefile kubeadm writes, in CoreDNS's own order (plugin.cfg): the order of
+# this list is the order a query passes through them.
+COREDNS_KUBEADM_PLUGINS = (
+    "reload",
+    "ready",
+    "health",
+    "prometheus",
+    "errors",
+    "log",
+    "loadbalance",
+    "cache",
+    "kubernetes",
+    "loop",
+    "forward",
+)
+
+_COREDNS_PACKAGES = {"prometheus": "metrics"}
+
+
+def _coredns_module(workdir: Path, plugins: tuple[str, ...] | None = None) -> None:
+    """Only the plugins a cluster needs: CoreDNS's full set pulls in every cloud SDK. Without
+    ``plugins``, the three the local node's CoreDNS uses."""
+    plugins = plugins or ("bind", "errors", "kubernetes")
     _go_mod(workdir, "coredns", f"github.com/coredns/coredns v{COREDNS_VERSION}")
+    # Each plugin's package is named after its directive, except prometheus's.
+    packages = [_COREDNS_PACKAGES.get(plugin, plugin) for plugin in plugins]
+    imports = "".join(f'\t_ "github.com/coredns/coredns/plugin/{package}"\n' for package in packages)
+    directives = ", ".join(f'"{plugin}"' for plugin in plugins)
     (workdir / "main.go").write_text(
         "package main\n\nimport (\n"
         '\t"github.com/coredns/coredns/core/dnsserver"\n\t"github.com/coredns/coredns/coremain"\n'
-        '\t_ "github.com/coredns/coredns/plugin/bind"\n\t_ "github.com/coredns/coredns/plugin/errors"\n'
-        '\t_ "github.com/coredns/coredns/plugin/kubernetes"\n)\n\n'
-        'func init() { dnsserver.Directives = []string{"bind", "errors", "kubernetes"} }\n\n'
+        f"{imports})\n\n"
+        f"func init() {{ dnsserver.Directives = []string{{{directives}}} }}\n\n"
         "func main() { coremain.Run() }\n"
     )
 
@@ -478,7 +530,8 @@ def _build_module_command(
     (workdir / "go.mod").write_text(f"module orderflow.local/{tool.name}\n\ngo 1.26.0\n")
     _run_go(["get", f"{module}@v{tool.version}"], workdir, f"{tool.name} modules", log)
     flags = _ldflags(ldflags(workdir) if callable(ldflags) else ldflags)
-    _run_go(["build", "-v", "-ldflags", flags, "-o", str(output), f"{module}/{command}"], workdir, tool.name, log)
+    package = f"{module}/{command}" if command else module
+    _run_go(["build", "-v", "-ldflags", flags, "-o", str(output), package], workdir, tool.name, log)
 
 
 def selection(args: list[str]) -> dict[str, Tool]:
@@ -494,6 +547,8 @@ def selection(args: list[str]) -> dict[str, Tool]:
         group.update(TEST_TOOLS)
     if "--nodes" in args:
         group.update(NODE_TOOLS)
+    if "--kind" in args:
+        group.update(KIND_TOOLS)
     return group
 
 

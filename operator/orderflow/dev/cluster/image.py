@@ -268,16 +268,26 @@ def base_rootfs(key: str, sources: Sequence[Path], log: Log = _stderr) -> Path:
         # pip in the build reaches PyPI through whatever the host trusts.
         bundle = shlex.quote(str(HOST_CA_BUNDLE))
         hooks.append(f'cp {bundle} "$1"/etc/ssl/certs/ca-certificates.crt')
+    return debian_tarball(tarball, BASE_SUITE, BASE_PACKAGES, hooks, sources, log)
+
+
+def debian_tarball(
+    tarball: Path, suite: str, packages: Sequence[str], hooks: Sequence[str], sources: Sequence[Path], log: Log
+) -> Path:
+    """A minbase root filesystem of ``suite`` with ``packages`` written to ``tarball`` by
+    mmdebstrap (documentation left out but the copyrights, ``hooks`` run on it as customize
+    hooks), through a partial file so that a failed build leaves nothing; ImageError if it fails.
+    Also the kind node's (``kind.node_rootfs``)."""
     partial = _partial(tarball)
     argv = [
         "mmdebstrap",
         "--variant=minbase",
         "--format=tar",
-        f"--include={','.join(BASE_PACKAGES)}",
+        f"--include={','.join(packages)}",
         *(f"--dpkgopt=path-exclude={pattern}" for pattern in _DPKG_EXCLUDES),
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         *(f"--customize-hook={hook}" for hook in hooks),
-        BASE_SUITE,
+        suite,
         str(partial),
         # With no source file, mmdebstrap uses deb.debian.org with updates and security.
         *(str(path) for path in sources),

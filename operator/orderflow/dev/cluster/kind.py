@@ -225,26 +225,10 @@ def node_rootfs(log: Log = _stderr) -> Path:
         return tarball
     tarball.parent.mkdir(parents=True, exist_ok=True)
     log(f"Making the kind node's {NODE_SUITE} root filesystem with mmdebstrap (once)")
-    partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.partial")
-    argv = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--format=tar",
-        f"--include={','.join(NODE_PACKAGES)}",
-        *(f"--dpkgopt=path-exclude={pattern}" for pattern in image._DPKG_EXCLUDES),
-        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-        *(f"--customize-hook={hook}" for hook in _ROOTFS_HOOKS),
-        NODE_SUITE,
-        str(partial),
-        *(str(path) for path in sources),
-    ]
     try:
-        _run("mmdebstrap", argv, log)
-    except KindError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(tarball)
-    return tarball
+        return image.debian_tarball(tarball, NODE_SUITE, NODE_PACKAGES, _ROOTFS_HOOKS, sources, log)
+    except image.ImageError as exc:  # what `orderflow kind` reports
+        raise KindError(str(exc)) from exc
 
 
 def hash_text(text: str) -> int:

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv lock tools test-tools node-tools kind-tools kind-node-image image e2e e2e-kind test unit contracts integration faults node lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover bench-waiting clean
+.PHONY: all venv lock tools test-tools kind-tools kind-node-image image e2e e2e-kind test unit contracts integration faults lint typecheck crds check-crds demo bench bench-peer bench-deadlines bench-targets bench-failover bench-waiting clean
 
 all: test
 
@@ -39,24 +39,10 @@ tools: $(STAMP)
 test-tools: tools
 	$(BIN)/python -m orderflow.dev.cluster.tools --tests
 
-# For a cluster that runs Pods: kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
-# containerd v2 and CoreDNS, built once like the control plane (about 7 minutes cold on 2 cores).
-node-tools: test-tools
-	$(BIN)/python -m orderflow.dev.cluster.tools --nodes
-
-# The controllers' image from the Dockerfile, with no registry (buildah, a Debian base built here).
-IMAGE_TAG ?= dev
-image: $(STAMP)
-	$(BIN)/orderflow image build --tag $(IMAGE_TAG) $(IMAGE_ARGS)
-
-# As root: a local node runs both charts' Deployments as Pods; tests/e2e then runs against them
-# in the installed mode the kind workflow uses. Needs the host packages .ci/run installs.
-e2e: node-tools
-	$(BIN)/python -m orderflow.dev.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
-
-# What a kind node image holds besides the node's binaries (kind, kubeadm, crictl, and CoreDNS
-# with the plugins of kubeadm's Corefile), built once from Go modules like the others.
-kind-tools: node-tools
+# kind, and what its node image holds: kubelet, kubeadm, kube-proxy, kube-scheduler,
+# kube-controller-manager, containerd v2, crictl and CoreDNS with the plugins of kubeadm's Corefile,
+# built once from Go modules like the others (cold times: docs/benchmarks.md).
+kind-tools: test-tools
 	$(BIN)/python -m orderflow.dev.cluster.tools --kind
 
 # kind's node image, assembled here without a registry (docs/kind.md); cached, rebuilt when an
@@ -64,11 +50,20 @@ kind-tools: node-tools
 kind-node-image: kind-tools
 	$(BIN)/orderflow kind node-image
 
-# As root, with podman: e2e on a kind cluster made by the kind CLI from kind-config.yaml, the steps
-# of .github/workflows/e2e.yaml (image loaded with `kind load image-archive`, both charts installed
-# as the workflow does), then `orderflow kind down`, also when a step fails (docs/kind.md).
-e2e-kind: kind-node-image
-	$(BIN)/python -m orderflow.dev.cluster.e2e --kind --tag kind $(E2E_ARGS) -- $(PYTEST_ARGS)
+# The controllers' image from the Dockerfile, with no registry (buildah, a Debian base built here).
+IMAGE_TAG ?= dev
+image: $(STAMP)
+	$(BIN)/orderflow image build --tag $(IMAGE_TAG) $(IMAGE_ARGS)
+
+# As root, with podman: the steps of .github/workflows/e2e.yaml on a kind cluster made by the kind
+# CLI from kind-config.yaml (image loaded with `kind load image-archive`, both charts installed as
+# the README and the workflow do), pytest tests/e2e against the Pods, then `orderflow kind down`,
+# also when a step fails (docs/kind.md). E2E_ARGS=--keep leaves the cluster up.
+e2e: kind-node-image
+	$(BIN)/python -m orderflow.dev.cluster.e2e $(E2E_ARGS) -- $(PYTEST_ARGS)
+
+# The name `make e2e` had while a second, local node also ran the tests.
+e2e-kind: e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests
@@ -96,10 +91,6 @@ integration: test-tools
 # Controllers SIGKILLed, the API server restarted, a concurrent writer forcing 409s (minutes).
 faults: tools
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
-
-# The node alone: a Pod runs, DNS and Services work, nothing leaves, down leaves nothing (root).
-node: node-tools
-	$(BIN)/pytest tests/node $(PYTEST_ARGS)
 
 # The README's test command: lint, types, and every test (unit, integration, e2e, faults).
 test: lint typecheck test-tools

@@ -31,9 +31,9 @@ from orderflow.dev.testing.plugin import (
     service_account_kubeconfig,
 )
 
-# Where the charts' Deployments run: one namespace for both ("orderflow-system", as the kind
-# workflow installs them) or one each ("fulfillment=fulfillment-system,order=order-system", as the
-# README does and `make e2e` on the local node does).
+# Where the charts' Deployments run: one namespace each ("fulfillment=fulfillment-system,
+# order=order-system", as the README, the kind workflow and `make e2e` install them) or one for both
+# ("orderflow-system").
 INSTALLED = os.environ.get("ORDERFLOW_E2E_INSTALLED", "")
 
 

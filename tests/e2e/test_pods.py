@@ -1,9 +1,10 @@
-"""What only real Pods show: the controllers installed by the charts, run by a node (``make e2e``
-here, kind in CI), replaced, rolled, reinstalled, starved of API access and filled with orders.
+"""What only real Pods show: the controllers installed by the charts, run by a kind node (``make
+e2e`` here, the workflow in GitHub Actions), replaced, rolled, reinstalled, starved of API access and
+filled with orders.
 
-These run only in the installed mode (``ORDERFLOW_E2E_INSTALLED``). When the Pods run on this
-machine (the local node or a kind node, ``orderflow.dev.cluster.podnode``), the tests also read each
-controller's memory from the kernel, kill it, and tag the image in the node's containerd.
+These run only in the installed mode (``ORDERFLOW_E2E_INSTALLED``). When the kind node is on this
+machine (``orderflow.dev.cluster.podnode``), the tests also read each controller's memory from the
+kernel, kill it, and tag the image in the node's containerd.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .conftest import INSTALLED, installed_namespaces
 pytestmark = pytest.mark.skipif(not INSTALLED, reason="needs the charts installed and run as Pods (make e2e)")
 
 NODE = podnode.from_env()  # the node the Pods run on, when this machine can see into it
-NOT_HERE = "the Pods' node is not on this machine (neither ORDERFLOW_E2E_NODE_STATE nor ORDERFLOW_E2E_KIND is set)"
+NOT_HERE = "the Pods' node is not on this machine (ORDERFLOW_E2E_KIND is not set: make e2e sets it)"
 IMAGE = os.environ.get("ORDERFLOW_E2E_IMAGE", "")
 CHARTS = {"fulfillment": "fulfillment-controller", "order": "order-controller"}
 MiB = 1024 * 1024

@@ -1,5 +1,5 @@
 """Two clusters, each chart installed by its own team as docs/targets.md tells them: the order
-controller's Pod (shop cluster: the local node or kind) drives Fulfillments in a warehouse cluster through
+controller's Pod (shop cluster: kind) drives Fulfillments in a warehouse cluster through
 the kubeconfig in a Secret, and rides out an outage of the warehouse's API server.
 
 The warehouse is a second control plane on the host. Its API server is carried into the node's
@@ -34,7 +34,7 @@ from .conftest import INSTALLED, Helm, installed_namespaces
 NODE = podnode.from_env()  # the shop's node, into whose network namespace the warehouse is carried
 pytestmark = pytest.mark.skipif(
     not (INSTALLED and NODE),
-    reason="needs the order controller run as a Pod by a node on this machine (make e2e or make e2e-kind)",
+    reason="needs the order controller run as a Pod by a kind node on this machine (make e2e)",
 )
 
 CHARTS = REPO / "charts"

@@ -16,26 +16,26 @@ DEFAULT_STATE_DIR = Path(".orderflow")
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    from orderflow.dev.cluster import controlplane, state, tools
+    from orderflow.dev.cluster import controlplane, tools
 
     state_dir: Path = args.state_dir
     kubeconfig: Path = args.kubeconfig or state_dir / "kubeconfig"
     if args.action == "up":
         try:
             log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-            started = state.up(state_dir, kubeconfig, nodes=args.nodes, log=log)
+            started = controlplane.up(state_dir, kubeconfig, log=log)
         except (controlplane.ControlPlaneError, tools.ToolError, RuntimeError) as exc:
             print(f"orderflow cluster up: {exc}", file=sys.stderr)
             return 1
-        print(f"{'Cluster with a node' if args.nodes else 'Control plane'} serving at {started.server}")
+        print(f"Control plane serving at {started.server}")
         print(f"Kubeconfig: {started.kubeconfig}")
         print(f'Use it:    eval "$(orderflow cluster env --state-dir {state_dir})" && kubectl get ns')
         return 0
     if args.action == "down":
-        stopped = state.down(state_dir)
+        stopped = controlplane.down(state_dir)
         print("Cluster stopped and its data removed." if stopped else "No cluster was running.")
         return 0
-    plane = state.load(state_dir)
+    plane = controlplane.load(state_dir)
     if args.action == "status":
         if plane is None:
             print("No cluster recorded in", state_dir)
@@ -70,10 +70,7 @@ def _image(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        node = image.node_runtime(args.state_dir) if args.load else None  # before a minutes-long build
         archive = image.build(args.tag, args.context, log)
-        if node is not None:
-            image.load(archive, *node, log=log)
     except image.ImageError as exc:
         print(f"orderflow image {args.action}: {exc}", file=sys.stderr)
         return 1
@@ -146,11 +143,6 @@ def add_cluster(commands: Any) -> None:
     """``orderflow cluster up|down|status|env``."""
     cluster = commands.add_parser("cluster", help="a local control plane (etcd + kube-apiserver) on 127.0.0.1")
     cluster.add_argument("action", choices=["up", "down", "status", "env"])
-    cluster.add_argument(
-        "--nodes",
-        action="store_true",
-        help="up: also a node that runs Pods (kubelet, containerd, CoreDNS) in a network namespace; needs root",
-    )
     cluster.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
     cluster.add_argument("--kubeconfig", type=Path, help="default: <state-dir>/kubeconfig")
     cluster.set_defaults(func=_cluster)
@@ -170,6 +162,4 @@ def add_image(commands: Any) -> None:
     imagep.add_argument("action", choices=["build"])
     imagep.add_argument("--tag", default="dev", help="build localhost/orderflow:<tag> (default: dev)")
     imagep.add_argument("--context", type=Path, help="checkout holding the Dockerfile; default: this package's")
-    imagep.add_argument("--load", action="store_true", help="import it into the node's containerd (cluster up --nodes)")
-    imagep.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: .orderflow")
     imagep.set_defaults(func=_image)

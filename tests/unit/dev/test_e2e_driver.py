@@ -1,6 +1,6 @@
-"""``make e2e-kind`` installs the charts as .github/workflows/e2e.yaml does: the same helm flags,
-only the image's name differs (``localhost/orderflow:<tag>``, as buildah names it, for
-``orderflow:e2e`` built by Docker)."""
+"""``make e2e`` installs the charts as .github/workflows/e2e.yaml does, and as the README does: the
+same helm flags and namespaces, only the image's name differs (``localhost/orderflow:<tag>``, as
+buildah names it, for ``orderflow:e2e`` built by Docker)."""
 
 from __future__ import annotations
 
@@ -50,16 +50,22 @@ def shape(argv: list[str]) -> tuple[list[str], set[tuple[str, str]]]:
     return words, flags
 
 
-def test_the_kind_run_installs_each_chart_with_the_workflows_flags() -> None:
+def test_the_run_installs_each_chart_with_the_workflows_flags() -> None:
     installs = workflow_installs()
     assert sorted(installs) == sorted(e2e.RELEASES)
     for name, argv in installs.items():
-        assert shape(e2e.workflow_install_args(name, "kind")) == shape(argv), name
+        assert shape(e2e.install_args(name, "kind")) == shape(argv), name
 
 
-def test_the_kind_run_tells_the_tests_the_workflows_namespace() -> None:
+def test_the_run_tells_the_tests_the_workflows_namespaces() -> None:
     steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["kind"]["steps"]
     envs = [step.get("env", {}) for step in steps]
-    assert {"ORDERFLOW_E2E_INSTALLED": e2e.WORKFLOW_NAMESPACE}.items() <= next(
+    assert {"ORDERFLOW_E2E_INSTALLED": e2e.installed()}.items() <= next(
         env for env in envs if "ORDERFLOW_E2E_INSTALLED" in env
     ).items()
+
+
+def test_each_chart_goes_where_the_readme_installs_it() -> None:
+    readme = (WORKFLOW.parents[2] / "README.md").read_text()
+    for name, (chart, namespace) in e2e.RELEASES.items():
+        assert f"helm install {name} charts/{chart} -n {namespace} --create-namespace" in readme, name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -170,19 +169,6 @@ def test_valid_tags_pass(tag: str) -> None:
 def test_invalid_tags_are_refused(tag: str) -> None:
     with pytest.raises(image.ImageError, match="not a valid image tag"):
         image.check_tag(tag)
-
-
-def test_node_runtime_reads_the_node_state(tmp_path: Path) -> None:
-    (tmp_path / "cluster.json").write_text(json.dumps({"containerd_socket": "/run/x.sock", "ctr": "/bin/ctr"}))
-    assert image.node_runtime(tmp_path) == (Path("/run/x.sock"), Path("/bin/ctr"))
-
-
-@pytest.mark.parametrize("content", [None, "{}", '{"ctr": "/bin/ctr"}', "not json"])
-def test_without_a_node_the_error_says_to_start_one(tmp_path: Path, content: str | None) -> None:
-    if content is not None:
-        (tmp_path / "cluster.json").write_text(content)
-    with pytest.raises(image.ImageError, match=r"orderflow cluster up --nodes"):
-        image.node_runtime(tmp_path)
 
 
 def test_missing_host_tools_name_the_apt_line_and_root(monkeypatch: pytest.MonkeyPatch) -> None:

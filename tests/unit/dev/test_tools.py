@@ -41,8 +41,8 @@ def test_an_unreadable_client_go_version_stops_the_build(monkeypatch: pytest.Mon
 
 
 def test_the_demo_builds_only_the_control_plane_and_the_tests_build_the_rest() -> None:
-    # `make demo` runs `tools` (no flags); `make test` adds --tests, `make e2e` --tests and --nodes.
+    # `make demo` runs `tools` (no flags); `make test` adds --tests, `make e2e` --tests and --kind.
     assert set(tools.selection([])) == {"etcd", "kube-apiserver", "kubectl", "helm"}
     assert {"promtool", "kstatus", "lua-health", "actionlint"} <= set(tools.selection(["--tests"]))
-    assert "kubelet" in tools.selection(["--tests", "--nodes"])
+    assert {"kubelet", "containerd", "kind", "kubeadm"} <= set(tools.selection(["--tests", "--kind"]))
     assert set(tools.selection(["temporal"])) == {"temporal"}

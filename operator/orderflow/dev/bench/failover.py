@@ -61,7 +61,7 @@ from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import manifests
 from orderflow.dev.bench import record, sections
 from orderflow.dev.bench.run import Watcher, log
-from orderflow.dev.cluster import node, tools
+from orderflow.dev.cluster import podnode, tools
 from orderflow.dev.cluster.controlplane import ControlPlane
 from orderflow.dev.harness import ControllerProcess, Controllers
 from orderflow.runtime import peering
@@ -284,7 +284,7 @@ class Pods:
             )
             return "kubectl delete pod --grace-period=0 --force"
         (pod,) = [p for p in self.pods() if p["metadata"]["name"] == identity]
-        os.kill(node.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
+        os.kill(podnode.controller_process(pod["metadata"]["uid"])[0], signal.SIGKILL)
         return "SIGKILL to the Pod's controller process (the container restarts)"
 
     def replace(self, identity: str) -> None:

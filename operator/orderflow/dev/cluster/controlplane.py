@@ -336,6 +336,16 @@ def up(state_dir: Path, kubeconfig: Path, log: Callable[[str], None] = print) ->
     return plane
 
 
+def down(state_dir: Path) -> bool:
+    """Stop the control plane recorded in ``state_dir`` and remove its data; False if none was."""
+    plane = load(state_dir)
+    if plane is None:
+        return False
+    plane.stop()
+    state_path(state_dir).unlink(missing_ok=True)
+    return True
+
+
 def tool_path_entries() -> list[str]:
     entries: list[str] = []
     for name in ("kubectl", "helm"):

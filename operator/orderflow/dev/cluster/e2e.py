@@ -1,10 +1,13 @@
-"""``make e2e``: the charts installed as the README tells users, run as Pods by a local node, and the
-e2e tests run against them in the installed mode the kind workflow uses.
+"""``make e2e``: the steps of ``.github/workflows/e2e.yaml`` on a kind cluster, with podman as kind's
+provider (docs/kind.md), and the e2e tests run against the charts' Deployments in installed mode.
 
-Steps, each timed: ``cluster up --nodes``; build the image from the project's Dockerfile and load it
-into the node's containerd; ``helm install`` each chart alone, in its own namespace; wait for both
-Deployments to be Available; ``pytest tests/e2e`` with ``ORDERFLOW_E2E_INSTALLED`` naming where
-each chart runs; ``cluster down`` (also when a step fails, unless ``--keep``).
+Steps, each timed: ``orderflow kind up`` (``kind create cluster --config kind-config.yaml`` on the
+node image made here); build the image from the project's Dockerfile and ``kind load
+image-archive`` it; ``helm install`` each chart alone, in its own namespace, as the README and the
+workflow do; ``pytest tests/e2e`` with ``ORDERFLOW_E2E_INSTALLED`` naming where each chart runs and
+``ORDERFLOW_E2E_KIND`` naming the cluster, whose node container the Pod tests reach into
+(``podnode``); ``orderflow kind down`` (also when a step fails, unless ``--keep``), which must leave
+the host as ``up`` found it.
 """
 
 from __future__ import annotations
@@ -19,19 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orderflow.dev.cluster import image, kind, node, podnode, state, tools
-from orderflow.dev.cluster.node import NodeCluster
+from orderflow.dev.cluster import image, kind, podnode, tools
 
 REPO = Path.cwd()
 IMAGE_REPOSITORY = "localhost/orderflow"
-# As the README installs them: each chart alone, in its own namespace, watching every namespace.
+# As the README and the workflow install them: each chart alone, in its own namespace, watching
+# every namespace; the workflow sets the fulfillment controller's steps to 1 s.
 RELEASES = {
     "fulfillment": ("fulfillment-controller", "fulfillment-system"),
     "order": ("order-controller", "order-system"),
 }
-# On kind, as .github/workflows/e2e.yaml installs them: both in one namespace, the fulfillment
-# controller's steps at 1 s.
-WORKFLOW_NAMESPACE = "orderflow-system"
 WORKFLOW_VALUES = {"fulfillment": ["--set", "stepSeconds=1"], "order": []}
 
 
@@ -48,31 +48,27 @@ def step(what: str, timings: dict[str, float]) -> Iterator[None]:
     say(f"{what}: {timings[what]:.1f}s")
 
 
-def installed_env(kubeconfig: Path, state_dir: Path, tag: str, installed: str = "") -> dict[str, str]:
+def installed() -> str:
+    """``ORDERFLOW_E2E_INSTALLED``: where each chart runs, ``fulfillment=<ns>,order=<ns>``."""
+    return ",".join(f"{name}={namespace}" for name, (_, namespace) in RELEASES.items())
+
+
+def installed_env(kubeconfig: Path, cluster: str, tag: str) -> dict[str, str]:
     env = dict(os.environ)
     env["KUBECONFIG"] = env["ORDERFLOW_TEST_KUBECONFIG"] = str(kubeconfig)
-    env["ORDERFLOW_E2E_INSTALLED"] = installed or ",".join(f"{name}={ns}" for name, (_, ns) in RELEASES.items())
-    env[podnode.NODE_STATE_ENV] = str(state_dir.resolve())
+    env["ORDERFLOW_E2E_INSTALLED"] = installed()
+    env[podnode.KIND_ENV] = cluster  # its node container is on this machine: tests/e2e reaches into it
     env["ORDERFLOW_E2E_IMAGE"] = f"{IMAGE_REPOSITORY}:{tag}"
     dirs = [str(tools.ensure(name).parent) for name in ("kubectl", "helm")]
     env["PATH"] = os.pathsep.join([*dirs, env.get("PATH", "")])
     return env
 
 
-def helm_install_args(name: str, tag: str) -> list[str]:
+def install_args(name: str, tag: str) -> list[str]:
+    """The workflow's ``helm install`` of chart ``name`` (its step "Install both charts")."""
     chart, namespace = RELEASES[name]
     return [
-        "helm", "upgrade", "--install", name, str(REPO / "charts" / chart), "-n", namespace, "--create-namespace",
-        "--set", f"image.repository={IMAGE_REPOSITORY}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never", "--wait", "--timeout", "5m",
-    ]  # fmt: skip
-
-
-def workflow_install_args(name: str, tag: str) -> list[str]:
-    """The workflow's ``helm install`` of chart ``name`` (its step "Install both charts, each on its own")."""
-    chart, _ = RELEASES[name]
-    return [
-        "helm", "install", name, str(REPO / "charts" / chart), "--namespace", WORKFLOW_NAMESPACE, "--create-namespace",
+        "helm", "install", name, str(REPO / "charts" / chart), "--namespace", namespace, "--create-namespace",
         "--wait", "--timeout", "5m", "--set", f"image.repository={IMAGE_REPOSITORY}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=Never", *WORKFLOW_VALUES[name],
     ]  # fmt: skip
@@ -84,11 +80,15 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"`{' '.join(cmd)}` failed with exit code {done.returncode}")
 
 
-def main_kind(args: argparse.Namespace) -> int:
-    """The same steps on a kind cluster (``--kind``): ``orderflow kind up`` from kind-config.yaml,
-    the image loaded with ``kind load image-archive``, both charts installed as the workflow
-    installs them, and ``orderflow kind down``, which must leave the host as ``up`` found it.
-    The tests reach into the node container through ``podnode``."""
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orderflow.dev.cluster.e2e", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=Path(".orderflow/e2e"))
+    parser.add_argument("--tag", default="e2e")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    args = parser.parse_args(argv)
+    # A SIGTERM (CI's timeout, make interrupted) unwinds like an error: the cluster goes down.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     timings: dict[str, float] = {}
     state_dir: Path = args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -106,12 +106,10 @@ def main_kind(args: argparse.Namespace) -> int:
         with step("kind load image-archive", timings):
             load = [str(tools.ensure("kind")), "load", "image-archive", str(archive), "--name", name]
             run(load, {**os.environ, **kind.podman_env()})
-        env = installed_env(kubeconfig, state_dir, args.tag, installed=WORKFLOW_NAMESPACE)
-        del env[podnode.NODE_STATE_ENV]  # the local node's cluster.json: no such thing on kind
-        env[podnode.KIND_ENV] = name  # its node container is on this machine: tests/e2e reaches into it
+        env = installed_env(kubeconfig, name, args.tag)
         with step("helm install both charts as the workflow does, Deployments Available", timings):
             for release in RELEASES:
-                run(workflow_install_args(release, args.tag), env)
+                run(install_args(release, args.tag), env)
         with step("pytest tests/e2e against the Pods", timings):
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "tests/e2e", *args.pytest_args], env=env, check=False
@@ -124,53 +122,6 @@ def main_kind(args: argparse.Namespace) -> int:
             left = [*problems, *(kind.leftovers(before) if before is not None else [])]
             if left:
                 say(f"kind down left behind: {', '.join(left)}")
-                code = code or 1
-        say("timings: " + ", ".join(f"{what} {seconds:.0f}s" for what, seconds in timings.items()))
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orderflow.dev.cluster.e2e", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=Path(".orderflow/e2e"))
-    parser.add_argument("--tag", default="e2e")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
-    parser.add_argument("--kind", action="store_true", help="on a kind cluster (podman) instead of the local node")
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
-    args = parser.parse_args(argv)
-    # A SIGTERM (CI's timeout, make interrupted) unwinds like an error: the cluster goes down.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if args.kind:
-        return main_kind(args)
-    timings: dict[str, float] = {}
-    state_dir: Path = args.state_dir
-    kubeconfig = (state_dir / "kubeconfig").resolve()
-    code = 1
-    cluster: NodeCluster | None = None
-    try:
-        with step("cluster up --nodes", timings):
-            started = state.up(state_dir, kubeconfig, nodes=True, log=say)
-            assert isinstance(started, NodeCluster)
-            cluster = started
-        with step("image build", timings):
-            archive = image.build(args.tag, log=say)
-        with step("image load", timings):
-            image.load(archive, started.layout.containerd_socket, Path(started.ctr))
-        env = installed_env(kubeconfig, state_dir, args.tag)
-        with step("helm install both charts, Deployments Available", timings):
-            for name in RELEASES:
-                run(helm_install_args(name, args.tag), env)
-        with step("pytest tests/e2e against the Pods", timings):
-            done = subprocess.run(
-                [sys.executable, "-m", "pytest", "tests/e2e", *args.pytest_args], env=env, check=False
-            )
-            code = done.returncode
-    finally:
-        if not args.keep:
-            with step("cluster down", timings):
-                state.down(state_dir)
-            left = node.leftovers(cluster.layout) if cluster is not None else []
-            if left:  # down must leave nothing behind: no process, mount, namespace, cgroup or state
-                say(f"cluster down left behind: {', '.join(left)}")
                 code = code or 1
         say("timings: " + ", ".join(f"{what} {seconds:.0f}s" for what, seconds in timings.items()))
     return code

@@ -1,18 +1,15 @@
-"""A server on the host, reachable from the Pods of a node (the local node, or a kind node
-container): a port on the node's address, inside the node's network namespace, whose connections
-are carried to ``127.0.0.1:<port>`` on the host.
+"""A server on the host, reachable from the Pods of a kind node container: a port on the node's
+address, inside the node's network namespace, whose connections are carried to
+``127.0.0.1:<port>`` on the host.
 
-The node's namespace cannot reach the host's loopback (the local node's default route is a
-blackhole; a kind node sits on an internal podman network), so a second cluster's API server, which
-listens there, is out of its Pods' reach. This is how tests/e2e lets the order controller's Pod
-reach a warehouse cluster, as a Pod of one kind cluster reaches another's API server on Docker's
-network.
+The node's namespace cannot reach the host's loopback (a kind node here sits on an internal podman
+network), so a second cluster's API server, which listens there, is out of its Pods' reach. This is
+how tests/e2e lets the order controller's Pod reach a warehouse cluster, as a Pod of one kind
+cluster reaches another's API server on Docker's network.
 
-A short helper process enters the namespace (``ip netns exec``, or ``nsenter`` for a kind node),
-opens the listening socket there and hands it back over a socket pair; the host side accepts on it
-(a socket keeps the namespace it was made in) and connects on the host. It is the mirror of the
-node supervisor's forwarder, which listens on the host and connects inside. Nothing here listens
-outside the node's namespace.
+A short helper process enters the namespace (``nsenter``), opens the listening socket there and
+hands it back over a socket pair; the host side accepts on it (a socket keeps the namespace it was
+made in) and connects on the host. Nothing here listens outside the node's namespace.
 """
 
 from __future__ import annotations
@@ -95,24 +92,15 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         source.shutdown(socket.SHUT_RD)
 
 
-def expose(netns: str, address: str, target_port: int) -> Exposed:
-    """Listen on ``address`` (a free port) inside the named network namespace ``netns`` (the
-    local node's), forwarding to the host's ``127.0.0.1:target_port``. Needs root (``ip netns exec``)."""
-    return _expose(["ip", "netns", "exec", netns], netns, address, target_port)
-
-
-def expose_pid(pid: int, address: str, target_port: int) -> Exposed:
-    """The same inside the network namespace of process ``pid`` (a kind node container's init,
-    whose namespace has no name). Needs root (``nsenter``)."""
-    path = f"/proc/{pid}/ns/net"
-    return _expose(["nsenter", f"--net={path}"], path, address, target_port)
-
-
-def _expose(enter: list[str], where: str, address: str, target_port: int) -> Exposed:
+def expose(pid: int, address: str, target_port: int) -> Exposed:
+    """Listen on ``address`` (a free port) inside the network namespace of process ``pid`` (a kind
+    node container's init, whose namespace has no name), forwarding to the host's
+    ``127.0.0.1:target_port``. Needs root (``nsenter``)."""
+    where = f"/proc/{pid}/ns/net"
     ours, theirs = socket.socketpair()
     with ours, theirs:
         done = subprocess.run(
-            [*enter, sys.executable, "-c", _LISTEN, address, str(theirs.fileno())],
+            ["nsenter", f"--net={where}", sys.executable, "-c", _LISTEN, address, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             capture_output=True,
             text=True,

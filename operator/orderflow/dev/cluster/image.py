@@ -1,4 +1,4 @@
-"""Build the controllers' image, and the node's pause image, with no registry.
+"""Build the controllers' image, and the kind node's pause image, with no registry.
 
 The project's ``Dockerfile`` is built unchanged with buildah. Its ``FROM python:3.11-slim`` cannot be
 pulled here, so a stand-in is made once: a Debian root filesystem with python3 and pip, created by
@@ -6,8 +6,9 @@ mmdebstrap from the host's apt sources, cached as a tarball in ``<cache>/images/
 determines it) and imported FROM scratch under both names the short name resolves to. The pause
 image every Pod sandbox needs is a static Go program (``pause/main.go``) packed FROM scratch.
 
-Images leave buildah's storage as docker-archive tarballs in ``<cache>/images/``, which the node's
-containerd imports with ``ctr images import``. Everything here needs root (buildah's storage in
+Images leave buildah's storage as docker-archive tarballs in ``<cache>/images/``, which ``kind load
+image-archive`` loads into a kind node (the pause image is preloaded into the node image itself,
+``orderflow.dev.cluster.kind``). Everything here needs root (buildah's storage in
 ``/var/lib/containers``) and installs nothing.
 """
 
@@ -43,13 +44,10 @@ BASE_IMAGE = "localhost/python:3.11-slim"
 BASE_ALIAS = "docker.io/library/python:3.11-slim"
 BASE_KEY_LABEL = "dev.orderflow.base-key"
 BASE_ENV = ("LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-# Documentation is of no use in a controller image and adds tens of MB to every node import.
+# Documentation is of no use in a controller image and adds tens of MB to every image load.
 _DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_APT_SOURCES = Path("/etc/apt")
-
-# Written by `orderflow cluster up --nodes`; holds "containerd_socket" and "ctr" once a node runs.
-NODE_STATE_FILE = "cluster.json"
 
 PAUSE_RECIPE_VERSION = 1
 PAUSE_IMAGE = "localhost/pause:local"
@@ -66,7 +64,7 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class ImageError(RuntimeError):
-    """An image could not be built or loaded; the message names the step and what to do."""
+    """An image could not be built; the message names the step and what to do."""
 
 
 def _stderr(line: str) -> None:
@@ -318,7 +316,7 @@ def ensure_base(log: Log = _stderr) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The pause image: the node's sandbox image
+# The pause image: the kind node's sandbox image
 
 
 def _pause_source() -> str:
@@ -499,37 +497,9 @@ def build_project(tag: str = DEFAULT_TAG, context: Path | None = None, log: Log 
 
 
 def build(tag: str = DEFAULT_TAG, context: Path | None = None, log: Log = _stderr) -> Path:
-    """Everything a node needs, for ``orderflow image build``: base, pause and project image.
-    Returns the project image's archive."""
+    """``orderflow image build``: the base image, then the project's. Returns the project image's
+    archive, for ``kind load image-archive``."""
     check_tag(tag)
-    check_host(("buildah", "mmdebstrap", "go"))
+    check_host(("buildah", "mmdebstrap"))
     ensure_base(log)
-    log(f"Pause image: {pause_archive(log)}")
     return build_project(tag, context, log)
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading into the node
-
-
-def node_runtime(state_dir: Path) -> tuple[Path, Path]:
-    """The node's containerd socket and ctr binary, from ``<state-dir>/cluster.json``."""
-    state = state_dir / NODE_STATE_FILE
-    hint = "run `orderflow cluster up --nodes` first"
-    try:
-        recorded = json.loads(state.read_text())
-    except FileNotFoundError:
-        raise ImageError(f"no cluster recorded in {state}: {hint}") from None
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot read {state} ({exc}): {hint}") from exc
-    missing = [key for key in ("containerd_socket", "ctr") if not (isinstance(recorded, dict) and recorded.get(key))]
-    if missing:
-        raise ImageError(f"{state} records no node ({', '.join(missing)} missing): {hint}")
-    return Path(recorded["containerd_socket"]), Path(recorded["ctr"])
-
-
-def load(archive: Path, containerd_socket: Path, ctr: Path, log: Log = _stderr) -> None:
-    """Import an image archive into the node's containerd, where kubelet looks (namespace k8s.io)."""
-    log(f"Loading {archive.name} into containerd at {containerd_socket}")
-    argv = [str(ctr), "-a", str(containerd_socket), "-n", "k8s.io", "images", "import", str(archive)]
-    _run(f"ctr import {archive.name}", argv, log)

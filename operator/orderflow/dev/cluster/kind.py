@@ -139,9 +139,6 @@ def check_create_host() -> list[str]:
     problems = []
     if not Path("/lib/modules").is_dir():
         problems.append("/lib/modules does not exist; kind mounts it into the node: `mkdir -p /lib/modules`")
-    podman_bridge = Path("/etc/cni/net.d/87-podman-bridge.conflist")
-    if podman_bridge.exists():
-        problems.append(f"{podman_bridge} (from the podman package) is in the CNI folder the local node uses; move it")
     return problems
 
 

@@ -1,6 +1,6 @@
 """Find or build the cluster's binaries: the control plane (etcd, kube-apiserver, kubectl, helm) and,
-for a cluster that runs Pods, the node (kubelet, kube-proxy, kube-scheduler, kube-controller-manager,
-containerd v2 and a minimal CoreDNS).
+for the kind node image that runs Pods, the kind CLI and the node's own (kubelet, kubeadm,
+kube-proxy, kube-scheduler, kube-controller-manager, containerd v2, crictl and CoreDNS).
 
 No binary can be downloaded here, but the Go module proxy can be reached, so each tool is built
 once from its Go module into a per-user cache keyed by version (like envtest's asset cache) and
@@ -154,21 +154,15 @@ def _kube_component(name: str) -> Tool:
     )
 
 
-# Only `orderflow cluster up --nodes` needs these: the fast control plane never builds them.
+# Only `orderflow kind` needs these (the kind CLI, and what its node image holds): the fast control
+# plane never builds them. coredns-kubeadm is CoreDNS with the plugins kubeadm's Corefile uses.
 NODE_COMPONENTS = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
-NODE_TOOLS = {
+KIND_TOOLS = {
     **{name: _kube_component(name) for name in NODE_COMPONENTS},
     # The cache directory also holds containerd-shim-runc-v2 and ctr, built in the same step.
     "containerd": Tool(
         "containerd", CONTAINERD_VERSION, lambda out: _minor_within(out, "containerd/v2 ", 2, range(0, 100))
     ),
-    "coredns": Tool(
-        "coredns", COREDNS_VERSION, lambda out: _minor_within(out, "CoreDNS-", 1, range(11, 100)), ("-version",)
-    ),
-}
-# Only `orderflow kind` needs these. coredns-kubeadm is CoreDNS with the plugins kubeadm's Corefile
-# uses, for the cluster's own CoreDNS Deployment (the node's minimal one cannot read that Corefile).
-KIND_TOOLS = {
     "kubeadm": Tool(
         "kubeadm",
         KUBERNETES_VERSION,
@@ -190,7 +184,7 @@ PEER_TOOLS = {
         "temporal", TEMPORAL_CLI_VERSION, lambda out: f"temporal version {TEMPORAL_CLI_VERSION} " in out, ("--version",)
     ),
 }
-ALL_TOOLS = {**TOOLS, **TEST_TOOLS, **NODE_TOOLS, **KIND_TOOLS, **PEER_TOOLS}
+ALL_TOOLS = {**TOOLS, **TEST_TOOLS, **KIND_TOOLS, **PEER_TOOLS}
 
 
 def cache_dir() -> Path:
@@ -419,8 +413,8 @@ def _build(tool: Tool, log: Callable[[str], None]) -> None:
             )
             _replace_dir(partial, target.parent)
             return _check_built(tool, target)
-        elif tool.name in ("coredns", "coredns-kubeadm"):
-            _coredns_module(workdir, COREDNS_KUBEADM_PLUGINS if tool.name == "coredns-kubeadm" else None)
+        elif tool.name == "coredns-kubeadm":
+            _coredns_module(workdir, COREDNS_KUBEADM_PLUGINS)
             _run_go(["mod", "tidy"], workdir, "coredns modules", log)
             _run_go(["build", "-v", "-ldflags", "-s -w", "-o", str(partial), "."], workdir, tool.name, log)
         elif tool.name == "helm":
@@ -498,10 +492,8 @@ COREDNS_KUBEADM_PLUGINS = (
 _COREDNS_PACKAGES = {"prometheus": "metrics"}
 
 
-def _coredns_module(workdir: Path, plugins: tuple[str, ...] | None = None) -> None:
-    """Only the plugins a cluster needs: CoreDNS's full set pulls in every cloud SDK. Without
-    ``plugins``, the three the local node's CoreDNS uses."""
-    plugins = plugins or ("bind", "errors", "kubernetes")
+def _coredns_module(workdir: Path, plugins: tuple[str, ...]) -> None:
+    """Only the plugins a cluster needs: CoreDNS's full set pulls in every cloud SDK."""
     _go_mod(workdir, "coredns", f"github.com/coredns/coredns v{COREDNS_VERSION}")
     # Each plugin's package is named after its directive, except prometheus's.
     packages = [_COREDNS_PACKAGES.get(plugin, plugin) for plugin in plugins]
@@ -545,17 +537,15 @@ def selection(args: list[str]) -> dict[str, Tool]:
     group = dict(TOOLS)
     if "--tests" in args:
         group.update(TEST_TOOLS)
-    if "--nodes" in args:
-        group.update(NODE_TOOLS)
     if "--kind" in args:
         group.update(KIND_TOOLS)
     return group
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m orderflow.dev.cluster.tools [--tests] [--nodes] [NAME ...]` builds ahead of time
+    """`python -m orderflow.dev.cluster.tools [--tests] [--kind] [NAME ...]` builds ahead of time
     (CI warm-up): the control plane's tools; with --tests also those only the tests use, with
-    --nodes the node's too; or the tools named (e.g. temporal)."""
+    --kind the kind CLI and its node image's binaries too; or the tools named (e.g. temporal)."""
     group = selection(sys.argv[1:] if argv is None else argv)
     for name, path in ensure_all(lambda line: print(line, file=sys.stderr, flush=True), group).items():
         print(f"{name}: {path}")

@@ -2,8 +2,7 @@
 
 - ``control_plane`` (session): etcd + kube-apiserver started once, stopped at the end (also on
   Ctrl-C; the processes die with the test run even when it is killed). Set
-  ``ORDERFLOW_TEST_KUBECONFIG`` to run against an existing cluster (kind) instead, or pass
-  ``--nodes`` (as root) for a cluster whose node runs Pods (``orderflow cluster up --nodes``).
+  ``ORDERFLOW_TEST_KUBECONFIG`` to run against an existing cluster (kind) instead.
 - ``kube_env``: the environment for subprocesses (KUBECONFIG, and PATH with kubectl and helm).
 - ``namespace``: a fresh namespace per test.
 - ``kubectl``, ``api``, ``crs``: ways to talk to the API server as a user would.
@@ -32,7 +31,6 @@ from orderflow.api.common import GROUP, VERSION
 from orderflow.dev import checkout, manifests
 from orderflow.dev.cluster import tools
 from orderflow.dev.cluster.controlplane import ControlPlane
-from orderflow.dev.cluster.node import NodeCluster
 from orderflow.dev.harness import ControllerProcess as ControllerProcess
 from orderflow.dev.harness import Controllers as Controllers
 
@@ -85,7 +83,7 @@ def wait_for_fixture() -> Callable[..., Any]:
 class Cluster:
     """What the tests need to know about the API server they run against."""
 
-    def __init__(self, kubeconfig: Path, plane: ControlPlane | NodeCluster | None) -> None:
+    def __init__(self, kubeconfig: Path, plane: ControlPlane | None) -> None:
         self.kubeconfig = kubeconfig
         self.plane = plane  # None when an existing cluster is used
 
@@ -97,27 +95,15 @@ class Cluster:
         return env
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--nodes",
-        action="store_true",
-        help="orderflow: run the session's cluster with a node that runs Pods (needs root)",
-    )
-
-
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     existing = os.environ.get("ORDERFLOW_TEST_KUBECONFIG")
     if existing:
         yield Cluster(Path(existing), None)
         return
     kubeconfig = tmp_path_factory.mktemp("cluster") / "kubeconfig"
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    plane: ControlPlane | NodeCluster
-    if request.config.getoption("--nodes"):
-        plane = NodeCluster.start(kubeconfig, log=log, die_with_parent=True)
-    else:
-        plane = ControlPlane.start(kubeconfig, log=log, die_with_parent=True)
+    plane = ControlPlane.start(kubeconfig, log=log, die_with_parent=True)
     try:
         yield Cluster(kubeconfig, plane)
     finally:

@@ -1,4 +1,4 @@
-// Command pause is PID 1 of every Pod sandbox on the local node, in place of
+// Command pause is PID 1 of every Pod sandbox on the kind node, in place of
 // registry.k8s.io/pause, which cannot be pulled here. It holds the sandbox's namespaces
 // open, reaps the orphans the kernel hands to it, and exits when it is told to stop.
 package main

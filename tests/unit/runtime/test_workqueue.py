@@ -84,6 +84,30 @@ async def test_only_the_earliest_wake_up_is_kept() -> None:
     assert seen == [0.05]  # once, when the earliest fell due: nothing at 3 s or 5 s
 
 
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_wake_up_asked_later_for_a_later_moment_leaves_the_earlier_one() -> None:
+    """Which wake-up is earlier is read on the clock they fire on: a delay of 2 s asked at 4 s
+    is due at 6 s, after the one due at 5 s, though 2 s is the shorter delay."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    seen: list[float] = []
+
+    async def reconcile(key: str) -> None:
+        seen.append(loop.time() - start)
+
+    queue: WorkQueue[str] = WorkQueue("t", reconcile)
+    queue.start()
+    queue.add_after("a", 5.0)
+    await asyncio.sleep(4)
+    queue.add_after("a", 2.0)
+    await asyncio.sleep(4.9)
+    queue.add_after("a", 0.1)  # at 8.9 s, nothing pending: due at 9 s
+    await asyncio.sleep(10)
+    await queue.stop()
+    assert seen == [5.0, 9.0]
+
+
 class _Event:
     """Stands for what a Kopf handler's context holds: the event's body, patch, logger."""
 

@@ -11,13 +11,17 @@ PYTEST_ARGS ?=
 
 all: test
 
-# Both distributions in editable mode: orderflow (the runtime) and orderflow-dev (the dev wing,
+# Both distributions in editable mode: orderflow-operator (the runtime) and orderflow-dev (the dev wing,
 # which the `dev` extra names), so the checkout is what runs.
 # The runtime's dependencies first, exactly as the image has them (the lock, hash-checked), so the
-# tests run what ships.
+# tests run what ships. The runtime's distribution used to be named `orderflow` (on PyPI, another
+# project's name): a venv made before the rename still has it, and its egg-info in operator/ still
+# answers to that name, so both go first.
 $(STAMP): pyproject.toml packaging/orderflow-dev/pyproject.toml packaging/lock/runtime.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip uninstall --quiet --yes orderflow
+	rm -rf operator/orderflow.egg-info
 	$(BIN)/pip install --quiet --require-hashes -r packaging/lock/runtime.txt
 	$(BIN)/pip install --quiet -e ./packaging/orderflow-dev -e '.[test]'
 	touch $(STAMP)

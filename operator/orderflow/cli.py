@@ -11,7 +11,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from orderflow import DEV_INSTALL
+from orderflow import DEV_INSTALL, DISTRIBUTION
 
 DEFAULT_PEERING_LIFETIME = 15  # orderflow.runtime.peering.DEFAULT_LIFETIME, without importing the runtime here
 # The dev wing's commands: named when it is missing, so `orderflow demo` says how to get it.
@@ -159,7 +159,7 @@ def version() -> str:
     from importlib.metadata import version as installed
 
     try:
-        return installed("orderflow")
+        return installed(DISTRIBUTION)
     except PackageNotFoundError:  # run from a source tree that was never installed
         from orderflow import __version__
 

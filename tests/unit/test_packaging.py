@@ -1,6 +1,7 @@
-"""The two wheels: orderflow, which a user (or the Dockerfile) installs, requires what the
+"""The two wheels: orderflow-operator, which a user (or the Dockerfile) installs, requires what the
 controllers import and carries no dev wing; orderflow-dev, which the `dev` extra brings, carries
-the dev wing alone and works installed, away from any checkout."""
+the dev wing alone and works installed, away from any checkout. Neither is named or requires
+`orderflow`, which on PyPI is another project."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import sysconfig
 import zipfile
 from email.message import Message
 from email.parser import Parser
-from importlib.metadata import packages_distributions
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 import pytest
 
+import orderflow
+from orderflow import cli
 from orderflow.dev.cluster import image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +95,23 @@ def _runtime_requirements(meta: Message) -> set[str]:
     return {_name(value) for value in meta.get_all("Requires-Dist", []) if "extra ==" not in value}
 
 
+def test_the_distribution_is_ours_and_the_version_command_reads_it(
+    metadata: tuple[Message, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meta, _ = metadata
+    assert meta["Name"] == orderflow.DISTRIBUTION == "orderflow-operator"
+    monkeypatch.setattr(orderflow, "__version__", "only from a source tree never installed")
+    assert cli.version() == version(orderflow.DISTRIBUTION) == meta["Version"]
+
+
+def test_nothing_requires_the_pypi_project_named_orderflow(runtime_wheel: Wheel, dev_wheel: Wheel) -> None:
+    """A requirement on `orderflow` (the `test` extra's own, the dev wing's on the runtime) would
+    be met from PyPI by another project's package."""
+    for meta in (runtime_wheel[0], dev_wheel[0]):
+        assert "orderflow" not in {_name(v) for v in meta.get_all("Requires-Dist", [])}, meta["Name"]
+    assert "orderflow-operator[dev]" in [v.split(";")[0].strip() for v in runtime_wheel[0].get_all("Requires-Dist", [])]
+
+
 def test_the_wheel_requires_nothing_only_tests_use(metadata: tuple[Message, list[str]]) -> None:
     meta, _ = metadata
     assert _runtime_requirements(meta) & DEV_ONLY == set()
@@ -159,7 +179,8 @@ def test_the_dev_wheel_carries_the_dev_wing_alone(runtime_wheel: Wheel, dev_whee
         p.relative_to(SOURCE.parent).as_posix() for p in DEV_SOURCE.rglob("*.py")
     }
     assert meta["Version"] == runtime_wheel[0]["Version"]
-    assert f"orderflow=={meta['Version']}" in [v.replace(" ", "") for v in meta.get_all("Requires-Dist", [])]
+    requires = [v.split(";")[0].replace(" ", "") for v in meta.get_all("Requires-Dist", [])]
+    assert f"orderflow-operator=={meta['Version']}" in requires
 
 
 def test_the_dev_wing_requires_what_it_imports_beyond_the_runtime(runtime_wheel: Wheel, dev_wheel: Wheel) -> None:

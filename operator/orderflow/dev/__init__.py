@@ -3,7 +3,8 @@
 A local cluster built from Go modules (``cluster``), the controllers' image (``cluster.image``),
 the demo, the pytest plugin (``testing``), the harness that runs the controllers as processes,
 manifests built from the models, and the benchmark. It ships as its own distribution,
-``orderflow-dev``, which ``pip install 'orderflow[dev]'`` brings; the ``orderflow`` wheel and the
+``orderflow-dev``, which the runtime's ``dev`` extra names (``pip install .
+./packaging/orderflow-dev`` in a checkout); the runtime's wheel (``orderflow-operator``) and the
 image carry none of it. Nothing outside this package imports it (an import-linter contract).
 """
 

@@ -2,7 +2,8 @@
 
 The orderflow-dev distribution registers each ``add_*`` function under the ``orderflow.commands``
 entry points; ``orderflow.cli`` calls them with its subparsers, so these commands exist exactly
-when the dev wing is installed (``pip install 'orderflow[dev]'``) and the runtime never imports them.
+when the dev wing is installed (``pip install . ./packaging/orderflow-dev``) and the runtime never
+imports them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ these too. docs/deploy.md ("Logs and metrics") lists every series.
 
 from __future__ import annotations
 
-import time
 from collections import Counter as Tally
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
@@ -256,8 +255,8 @@ class QueueState(Protocol):
 
     def depth(self) -> int: ...
 
-    def running_since(self) -> list[float]:
-        """``time.monotonic()`` at which each running reconcile started."""
+    def running_for(self) -> list[float]:
+        """How long each running reconcile has run so far, in seconds (on the queue's clock)."""
         ...
 
 
@@ -268,8 +267,7 @@ def track_queue(queue: QueueState) -> None:
     """Serve ``queue``'s depth, its running reconciles and its worker count until untracked."""
 
     def readings() -> Iterator[Reading]:
-        now = time.monotonic()
-        running = [max(0.0, now - started) for started in queue.running_since()]
+        running = queue.running_for()
         both = (queue.name, queue.name)  # controller, name
         yield "workqueue_depth", both, queue.depth()
         yield "workqueue_unfinished_work_seconds", both, sum(running)

@@ -19,6 +19,9 @@ workqueue, written out here because no maintained asyncio package provides them:
   priority queue does with the objects of an initial list: after a restart over many finished
   objects, each is looked at again, but a new or changed object goes first. A key added both
   ways runs once, as soon as the urgent add allows.
+
+The queue keeps time on its event loop's clock, the one its wake-ups fire on (``_now``): which
+wake-up is the earliest, how long a key waited and how long a reconcile ran are all read there.
 """
 
 from __future__ import annotations
@@ -84,8 +87,10 @@ class WorkQueue(Generic[K]):
         """Keys waiting for a worker, those added again while they run included (client-go's depth)."""
         return len(self._dirty)
 
-    def running_since(self) -> list[float]:
-        return list(self._running.values())
+    def running_for(self) -> list[float]:
+        """How long each running reconcile has run so far, in seconds."""
+        at = _now()
+        return [max(0.0, at - started) for started in list(self._running.values())]
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -100,7 +105,7 @@ class WorkQueue(Generic[K]):
         if not low_priority:
             self._dirty_urgent.add(key)
         metrics.WORKQUEUE_ADDS.labels(self.name, self.name).inc()
-        self._added_at.setdefault(key, time.monotonic())
+        self._added_at.setdefault(key, _now())
         self._enqueue(key)
 
     def _enqueue(self, key: K) -> None:
@@ -126,7 +131,8 @@ class WorkQueue(Generic[K]):
         if delay <= 0:
             self.add(key)
             return
-        due = time.monotonic() + delay
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
         pending = self._timers.get(key)
         if pending and pending[0] <= due:
             return  # an earlier wake-up is already set
@@ -135,7 +141,7 @@ class WorkQueue(Generic[K]):
         # In a context of its own: a timer keeps the context it was set in until it fires, and a
         # wake-up set from a Kopf handler would keep that event's body, patch and logger alive
         # for as long as the step lasts (hours; 20 KiB an object after a restart's listing).
-        handle = asyncio.get_running_loop().call_later(delay, self._fire, key, context=contextvars.Context())
+        handle = loop.call_at(due, self._fire, key, context=contextvars.Context())
         self._timers[key] = (due, handle)
 
     def forget(self, key: K) -> None:
@@ -189,7 +195,7 @@ class WorkQueue(Generic[K]):
             # empty, and Kopf's watches (a restart's listing, the next new object) with it.
             await asyncio.sleep(0)
             key = await self._next()
-            started = time.monotonic()
+            started = _now()
             added = self._added_at.pop(key, started)
             metrics.WORKQUEUE_QUEUE_SECONDS.labels(self.name, self.name).observe(started - added)
             self._dirty.discard(key)
@@ -208,7 +214,7 @@ class WorkQueue(Generic[K]):
                 if again is not None:
                     self.add_after(key, again)
             finally:
-                elapsed = time.monotonic() - started
+                elapsed = _now() - started
                 metrics.RECONCILE_SECONDS.labels(self.name).observe(elapsed)
                 metrics.WORKQUEUE_WORK_SECONDS.labels(self.name, self.name).observe(elapsed)
                 self._running.pop(key, None)
@@ -239,6 +245,16 @@ class WorkQueue(Generic[K]):
                 await self._give_up(key, failures, exc)
             except Exception as report:  # the API server that failed the reconcile may fail this too
                 log.error("could not report on %s that its retries ran out: %s", key, report)
+
+
+def _now() -> float:
+    """The running event loop's clock, on which the queue's wake-ups fire. Outside a loop (a
+    metrics scrape, from its own thread) ``time.monotonic()``, which is the clock of asyncio's own
+    loops; a test's loop may run a clock of its own, and the queue must read the same one."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
 
 
 def _result(again: float | None) -> str:

@@ -26,55 +26,54 @@ def unique() -> str:
     return f"q-{uuid.uuid4().hex[:8]}"  # each test its own label value: the registry is per process
 
 
-def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runtime_do() -> None:
+@pytest.mark.asyncio
+@pytest.mark.looptime  # a fake loop clock: the durations below are exact, and "idle" means nothing is left to run
+async def test_work_queue_and_reconcile_metrics_count_as_client_go_and_controller_runtime_do() -> None:
     name = unique()
+    calls: dict[str, int] = {}
+    release = asyncio.Event()
+    seen: dict[str, float | None] = {}
 
-    async def scenario() -> dict[str, float | None]:
-        calls: dict[str, int] = {}
-        release = asyncio.Event()
-        seen: dict[str, float | None] = {}
+    async def reconcile(key: str) -> float | None:
+        calls[key] = calls.get(key, 0) + 1
+        if key == "fails" and calls[key] == 1:
+            raise RuntimeError("boom")
+        if key == "slow":
+            await release.wait()
+        return 60.0 if key == "again" else None
 
-        async def reconcile(key: str) -> float | None:
-            calls[key] = calls.get(key, 0) + 1
-            if key == "fails" and calls[key] == 1:
-                raise RuntimeError("boom")
-            if key == "slow":
-                await release.wait()
-            return 60.0 if key == "again" else None
+    queue: WorkQueue[str] = WorkQueue(name, reconcile, workers=2, retry=RetryPolicy(initial_interval=1))
+    queue.start()
+    queue.add("slow")  # runs at 0 s and waits for the release
+    await asyncio.sleep(1)
+    queue.add("slow")  # while it runs: waits for it, counted in the depth
+    queue.add("slow")  # folded into the add before: neither an add nor depth
+    await asyncio.sleep(2.5)
+    seen["depth"] = value("workqueue_depth", controller=name, name=name)
+    seen["active"] = value("controller_runtime_active_workers", controller=name)
+    seen["longest"] = value("workqueue_longest_running_processor_seconds", controller=name, name=name)
+    seen["unfinished"] = value("workqueue_unfinished_work_seconds", controller=name, name=name)
+    seen["max"] = value("controller_runtime_max_concurrent_reconciles", controller=name)
+    release.set()  # at 3.5 s: the second "slow" runs at once, after 2.5 s in the queue
+    for key in ("fails", "again"):
+        queue.add(key)  # "fails" is retried 1 s later; "again" asks for a look in 60 s
+    await asyncio.sleep(10)
+    seen["idle depth"] = value("workqueue_depth", controller=name, name=name)
+    await queue.stop()
+    seen["after stop"] = value("workqueue_depth", controller=name, name=name)
 
-        queue: WorkQueue[str] = WorkQueue(name, reconcile, workers=2, retry=RetryPolicy(initial_interval=0.01))
-        queue.start()
-        queue.add("slow")
-        while "slow" not in calls:
-            await asyncio.sleep(0.001)
-        queue.add("slow")  # while it runs: waits for it, counted in the depth
-        queue.add("slow")  # folded into the add before: neither an add nor depth
-        await asyncio.sleep(0.02)
-        seen["depth"] = value("workqueue_depth", controller=name, name=name)
-        seen["active"] = value("controller_runtime_active_workers", controller=name)
-        seen["longest"] = value("workqueue_longest_running_processor_seconds", controller=name, name=name)
-        seen["unfinished"] = value("workqueue_unfinished_work_seconds", controller=name, name=name)
-        seen["max"] = value("controller_runtime_max_concurrent_reconciles", controller=name)
-        release.set()
-        for key in ("fails", "again"):
-            queue.add(key)
-        while calls.get("fails", 0) < 2 or calls.get("slow", 0) < 2 or "again" not in calls:
-            await asyncio.sleep(0.001)
-        await asyncio.sleep(0.02)
-        seen["idle depth"] = value("workqueue_depth", controller=name, name=name)
-        await queue.stop()
-        seen["after stop"] = value("workqueue_depth", controller=name, name=name)
-        return seen
-
-    seen = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert seen["depth"] == 1
     assert seen["active"] == 1
-    assert seen["longest"] is not None
-    assert seen["longest"] >= 0.02
-    assert seen["unfinished"] == pytest.approx(seen["longest"], abs=0.01)  # one running: the same, a scrape later
+    assert seen["longest"] == 3.5
+    assert seen["unfinished"] == 3.5  # one running: the same
     assert seen["max"] == 2
     assert seen["idle depth"] == 0
     assert seen["after stop"] is None  # a stopped queue is not reported
+    assert calls == {"slow": 2, "fails": 2, "again": 1}
+    # Time: only the first "slow" ran for a while (3.5 s); only the second one waited (2.5 s).
+    assert value("workqueue_work_duration_seconds_sum", controller=name, name=name) == 3.5
+    assert value("controller_runtime_reconcile_time_seconds_sum", controller=name) == 3.5
+    assert value("workqueue_queue_duration_seconds_sum", controller=name, name=name) == 2.5
     # slow twice, fails twice (the second one is the retry), again once
     assert value("workqueue_adds_total", controller=name, name=name) == 5
     assert value("workqueue_retries_total", controller=name, name=name) == 1

@@ -1,4 +1,9 @@
-"""The work queue's semantics: one run per key at a time, folded duplicates, earliest wake-up, bounded retries."""
+"""The work queue's semantics: one run per key at a time, folded duplicates, earliest wake-up, bounded retries.
+
+The tests marked ``looptime`` run on a fake loop clock: the clock moves only when nothing on the
+loop is ready to run, straight to the next timer. So ``await asyncio.sleep(60)`` means "the loop
+had nothing left to do for a minute", and a wake-up due at 5 s runs at 5 s exactly.
+"""
 
 from __future__ import annotations
 
@@ -27,61 +32,80 @@ async def _until(predicate: Callable[[], bool]) -> None:
         await asyncio.sleep(0.001)
 
 
-def test_adds_while_running_fold_into_one_more_run_and_never_overlap() -> None:
-    async def scenario() -> tuple[list[str], int]:
-        runs: list[str] = []
-        active = 0
-        most = 0
-        release = asyncio.Event()
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_adds_while_running_fold_into_one_more_run_and_never_overlap() -> None:
+    runs: list[str] = []
+    active = 0
+    most = 0
+    release = asyncio.Event()
 
-        async def reconcile(key: str) -> None:
-            nonlocal active, most
-            active += 1
-            most = max(most, active)
-            runs.append(key)
-            if len(runs) == 1:
-                await release.wait()
-            active -= 1
+    async def reconcile(key: str) -> None:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        runs.append(key)
+        if len(runs) == 1:
+            await release.wait()
+        active -= 1
 
-        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=4)
-        queue.start()
-        queue.add("a")
-        await _until(lambda: len(runs) == 1)
-        for _ in range(5):
-            queue.add("a")  # while "a" runs: fold into exactly one more run
-        release.set()
-        await _until(lambda: len(runs) == 2)
-        await asyncio.sleep(0.05)
-        await queue.stop()
-        return runs, most
-
-    runs, most = run(scenario)
+    queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=4)
+    queue.start()
+    queue.add("a")
+    await asyncio.sleep(1)
+    running = list(runs)
+    for _ in range(5):
+        queue.add("a")  # while "a" runs: fold into exactly one more run
+    release.set()
+    await asyncio.sleep(60)  # whatever the adds queued has run by now
+    await queue.stop()
+    assert running == ["a"]
     assert runs == ["a", "a"]
     assert most == 1
 
 
-def test_only_the_earliest_wake_up_is_kept() -> None:
-    async def scenario() -> list[float]:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        seen: list[float] = []
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_only_the_earliest_wake_up_is_kept() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    seen: list[float] = []
 
-        async def reconcile(key: str) -> None:
-            seen.append(loop.time() - start)
+    async def reconcile(key: str) -> None:
+        seen.append(loop.time() - start)
 
-        queue: WorkQueue[str] = WorkQueue("t", reconcile)
-        queue.start()
-        queue.add_after("a", 5.0)
-        queue.add_after("a", 0.05)
-        queue.add_after("a", 3.0)
-        await _until(lambda: bool(seen))
-        await asyncio.sleep(0.2)
-        await queue.stop()
-        return seen
+    queue: WorkQueue[str] = WorkQueue("t", reconcile)
+    queue.start()
+    queue.add_after("a", 5.0)
+    queue.add_after("a", 0.05)
+    queue.add_after("a", 3.0)
+    await asyncio.sleep(10)
+    await queue.stop()
+    assert seen == [0.05]  # once, when the earliest fell due: nothing at 3 s or 5 s
 
-    seen = run(scenario)
-    assert len(seen) == 1
-    assert seen[0] < 1.0
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_wake_up_asked_later_for_a_later_moment_leaves_the_earlier_one() -> None:
+    """Which wake-up is earlier is read on the clock they fire on: a delay of 2 s asked at 4 s
+    is due at 6 s, after the one due at 5 s, though 2 s is the shorter delay."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    seen: list[float] = []
+
+    async def reconcile(key: str) -> None:
+        seen.append(loop.time() - start)
+
+    queue: WorkQueue[str] = WorkQueue("t", reconcile)
+    queue.start()
+    queue.add_after("a", 5.0)
+    await asyncio.sleep(4)
+    queue.add_after("a", 2.0)
+    await asyncio.sleep(4.9)
+    queue.add_after("a", 0.1)  # at 8.9 s, nothing pending: due at 9 s
+    await asyncio.sleep(10)
+    await queue.stop()
+    assert seen == [5.0, 9.0]
 
 
 class _Event:
@@ -121,25 +145,27 @@ async def _nothing(key: str) -> None:
     return None
 
 
-def test_failures_retry_with_backoff_and_then_stop() -> None:
-    async def scenario() -> int:
-        calls = 0
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_failures_retry_with_backoff_and_then_stop() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tries: list[float] = []
 
-        async def reconcile(key: str) -> None:
-            nonlocal calls
-            calls += 1
-            raise RuntimeError("boom")
+    async def reconcile(key: str) -> None:
+        tries.append(loop.time() - start)
+        raise RuntimeError("boom")
 
-        policy = RetryPolicy(initial_interval=0.001, max_interval=0.002, max_attempts=4)
-        queue: WorkQueue[str] = WorkQueue("t", reconcile, retry=policy)
-        queue.start()
-        queue.add("a")
-        await _until(lambda: calls >= 4)
-        await asyncio.sleep(0.1)
-        await queue.stop()
-        return calls
-
-    assert run(scenario) == 4  # the first try and three retries, then it waits for a change
+    policy = RetryPolicy(initial_interval=1, factor=2, max_interval=3, max_attempts=4)
+    queue: WorkQueue[str] = WorkQueue("t", reconcile, retry=policy)
+    queue.start()
+    queue.add("a")
+    await asyncio.sleep(3600)
+    scheduled = queue.scheduled("a")
+    await queue.stop()
+    # The first try and three retries, 1 s, 2 s and 3 s (the most) apart; then it waits for a change.
+    assert tries == [0, 1, 3, 6]
+    assert not scheduled
 
 
 class Recorded(WorkQueue[ObjectKey]):
@@ -180,51 +206,49 @@ def test_a_watch_event_stores_the_body_before_it_queues_the_key_and_a_deletion_f
     assert store.get(key) is None
 
 
-def test_listed_keys_wait_behind_changed_ones_and_a_change_makes_one_urgent() -> None:
-    async def scenario() -> list[str]:
-        runs: list[str] = []
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_listed_keys_wait_behind_changed_ones_and_a_change_makes_one_urgent() -> None:
+    runs: list[str] = []
 
-        async def reconcile(key: str) -> None:
-            runs.append(key)
+    async def reconcile(key: str) -> None:
+        runs.append(key)
 
-        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=1)
-        for key in ("old-1", "old-2", "old-3"):
-            queue.add(key, low_priority=True)  # an initial list after a restart
-        queue.add("new")  # created meanwhile
-        queue.add("old-3")  # changed meanwhile: urgent now, and run once
-        queue.add("old-1", low_priority=True)  # listed twice: still one run
-        queue.start()
-        await _until(lambda: len(runs) == 4)
-        await asyncio.sleep(0.05)  # a stale entry would run here
-        await queue.stop()
-        return runs
-
-    assert run(scenario) == ["new", "old-3", "old-1", "old-2"]
+    queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=1)
+    for key in ("old-1", "old-2", "old-3"):
+        queue.add(key, low_priority=True)  # an initial list after a restart
+    queue.add("new")  # created meanwhile
+    queue.add("old-3")  # changed meanwhile: urgent now, and run once
+    queue.add("old-1", low_priority=True)  # listed twice: still one run
+    queue.start()
+    await asyncio.sleep(60)  # a stale entry would have run by now
+    await queue.stop()
+    assert runs == ["new", "old-3", "old-1", "old-2"]
 
 
-def test_a_listed_key_added_while_it_runs_runs_once_more() -> None:
-    async def scenario() -> list[str]:
-        runs: list[str] = []
-        release = asyncio.Event()
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_listed_key_added_while_it_runs_runs_once_more() -> None:
+    runs: list[str] = []
+    release = asyncio.Event()
 
-        async def reconcile(key: str) -> None:
-            runs.append(key)
-            if len(runs) == 1:
-                await release.wait()
+    async def reconcile(key: str) -> None:
+        runs.append(key)
+        if len(runs) == 1:
+            await release.wait()
 
-        queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=2)
-        queue.start()
-        queue.add("a", low_priority=True)
-        await _until(lambda: runs == ["a"])
-        queue.add("a", low_priority=True)
-        queue.add("a")
-        release.set()
-        await _until(lambda: len(runs) == 2)
-        await asyncio.sleep(0.05)
-        await queue.stop()
-        return runs
-
-    assert run(scenario) == ["a", "a"]
+    queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=2)
+    queue.start()
+    queue.add("a", low_priority=True)
+    await asyncio.sleep(1)
+    running = list(runs)
+    queue.add("a", low_priority=True)
+    queue.add("a")
+    release.set()
+    await asyncio.sleep(60)
+    await queue.stop()
+    assert running == ["a"]
+    assert runs == ["a", "a"]
 
 
 def test_a_worker_lets_the_event_loop_run_between_reconciles_that_never_wait() -> None:
@@ -248,43 +272,40 @@ def test_a_worker_lets_the_event_loop_run_between_reconciles_that_never_wait() -
     assert seen < done  # the rest of the loop (Kopf's watches) ran before the queue was empty
 
 
-def test_when_attempts_run_out_the_controller_is_told_once_and_a_spec_change_starts_again() -> None:
-    async def scenario() -> tuple[list[int], int, int, bool]:
-        calls = 0
-        told: list[int] = []
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_when_attempts_run_out_the_controller_is_told_once_and_a_spec_change_starts_again() -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tries: list[float] = []
+    told: list[tuple[float, int]] = []
 
-        async def reconcile(key: ObjectKey) -> None:
-            nonlocal calls
-            calls += 1
-            raise RetryLater("FulfillmentForbidden", "not allowed")
+    async def reconcile(key: ObjectKey) -> None:
+        tries.append(loop.time() - start)
+        raise RetryLater("FulfillmentForbidden", "not allowed")
 
-        async def give_up(key: ObjectKey, attempts: int, error: Exception) -> None:
-            assert isinstance(error, RetryLater)
-            told.append(attempts)
+    async def give_up(key: ObjectKey, attempts: int, error: Exception) -> None:
+        assert isinstance(error, RetryLater)
+        told.append((loop.time() - start, attempts))
 
-        store: Store[None] = Store()
-        policy = RetryPolicy(initial_interval=0.001, max_interval=0.002, max_attempts=3)
-        queue: WorkQueue[ObjectKey] = WorkQueue("t", reconcile, retry=policy, give_up=give_up)
-        queue.start()
-        body = {"metadata": {"name": "o", "namespace": "ns", "generation": 1, "resourceVersion": "1"}}
-        key = ObjectKey("ns", "o")
-        observe(store, queue, "ADDED", body)
-        await _until(lambda: bool(told))
-        exhausted_after_round = calls
-        # A status change (same generation) wakes it once: one more try, no retries, no second report.
-        observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "resourceVersion": "2"}})
-        await _until(lambda: calls == exhausted_after_round + 1 and not queue.scheduled(key))
-        waiting = queue.scheduled(key)
-        # A spec change (a new generation): a fresh round of three attempts, reported again.
-        observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "generation": 2, "resourceVersion": "3"}})
-        await _until(lambda: len(told) == 2)
-        await queue.stop()
-        return told, exhausted_after_round, calls, waiting
-
-    told, first_round, calls, waiting = run(scenario)
-    assert first_round == 3
-    assert told == [3, 3]
-    assert calls == 3 + 1 + 3
+    store: Store[None] = Store()
+    policy = RetryPolicy(initial_interval=1, factor=2, max_interval=60, max_attempts=3)
+    queue: WorkQueue[ObjectKey] = WorkQueue("t", reconcile, retry=policy, give_up=give_up)
+    queue.start()
+    body = {"metadata": {"name": "o", "namespace": "ns", "generation": 1, "resourceVersion": "1"}}
+    key = ObjectKey("ns", "o")
+    observe(store, queue, "ADDED", body)
+    await asyncio.sleep(3600)
+    # A status change (same generation) at 1 h wakes it once: one more try, no retries, no second report.
+    observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "resourceVersion": "2"}})
+    await asyncio.sleep(3600)
+    waiting = queue.scheduled(key)
+    # A spec change (a new generation) at 2 h: a fresh round of three attempts, reported again.
+    observe(store, queue, "MODIFIED", {"metadata": {**body["metadata"], "generation": 2, "resourceVersion": "3"}})
+    await asyncio.sleep(3600)
+    await queue.stop()
+    assert tries == [0, 1, 3, 3600, 7200, 7201, 7203]
+    assert told == [(3, 3), (7203, 3)]
     assert waiting is False
 
 

@@ -86,7 +86,9 @@ runtime = "runc"
 network_backend = "netavark"
 """
 
-APT_INSTALL = "apt-get install --no-install-recommends podman netavark aardvark-dns conmon buildah mmdebstrap"
+APT_INSTALL = (
+    "apt-get install --no-install-recommends buildah mmdebstrap runc iptables podman netavark aardvark-dns conmon"
+)
 
 
 class KindError(RuntimeError):

@@ -152,6 +152,40 @@ def test_events_that_cannot_be_read_are_a_note() -> None:
     assert desc.notes == ("Events not shown: not allowed to list Events in shop (403)",)
 
 
+def test_a_deletion_requested_is_a_row_of_each_object() -> None:
+    order, fulfillment = completed_order(), shipped_fulfillment()
+    order["spec"]["deletionPolicy"] = "Orphan"
+    order["metadata"]["deletionTimestamp"] = stamp(30)
+    fulfillment["metadata"]["deletionTimestamp"] = stamp(31)
+    deleted = [r for r in story(order=order, fulfillment=fulfillment).timeline if r.kind == "deleted"]
+    assert [(r.time, r.object, r.what, r.detail) for r in deleted] == [
+        (at(30), "Order", "Deletion requested", "deletionPolicy Orphan"),
+        (at(31), "Fulfillment", "Deletion requested", ""),
+    ]
+
+
+def test_a_missed_deadline_is_a_row_with_its_warning_folded_into_it() -> None:
+    order = completed_order()  # shipped before the cancel reached it: Completed all the same
+    order["status"]["dueAt"] = stamp(5)
+    order["status"]["deadlineExceededAt"] = at(5.1).isoformat()
+    due = "due at 2026-11-25T12:00:05Z"
+    late = event("Order", "order-uid", "DeadlineExceeded", f"{due}; cancelling", 5.1, type_="Warning")
+    desc = story(order=order, events=(*events(), late))
+    missed = next(r for r in desc.timeline if r.what == "DeadlineExceeded")
+    assert (missed.time, missed.object, missed.kind) == (at(5.1), "Order", "phase")
+    assert missed.detail == f"{due} (spec.activeDeadlineSeconds), not shipped: cancelling the Fulfillment"
+    assert "Order:DeadlineExceeded" not in whats(desc, "event")
+
+
+def test_an_event_posted_again_says_how_many_times() -> None:
+    again = event("Fulfillment", "ful-uid", "SlowStep", "picking is slow", 2, type_="Warning")
+    again.update(count=3, lastTimestamp=stamp(4))
+    desc = story(events=(*events(), again))
+    slow = next(r for r in desc.timeline if r.what == "SlowStep")
+    assert (slow.time, slow.kind) == (at(2), "event")
+    assert slow.detail == "Warning: picking is slow (3 times, last at 2026-11-25T12:00:04Z)"
+
+
 # -- personal data --------------------------------------------------------------------------------
 
 

@@ -73,6 +73,11 @@ def test_the_plain_and_json_outputs_keep_the_address_to_the_header() -> None:
     assert "Ada Lovelace" in text.split("Timeline:", 1)[0]
     for word in PERSONAL:
         assert word not in timeline
+    document = json.loads(render.to_json(desc))
+    rows = json.dumps(document["timeline"])
+    assert "Ada Lovelace" in json.dumps(document["fulfillment"])
+    for word in PERSONAL:
+        assert word not in rows
 
 
 # -- hostile text: whatever a person with the edit role (or status access) writes ----------------

@@ -27,6 +27,26 @@ def run(coro: Callable[[], Awaitable[R]]) -> R:
     return asyncio.run(asyncio.wait_for(coro(), timeout=10))
 
 
+def stopwatch() -> Callable[[], float]:
+    """Seconds of loop time since it was made (on a looptime loop, exact)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    return lambda: loop.time() - start
+
+
+def timed_queue() -> tuple[WorkQueue[str], list[float]]:
+    """A started queue whose reconcile notes when, in loop time since now, each run began."""
+    elapsed = stopwatch()
+    seen: list[float] = []
+
+    async def reconcile(key: str) -> None:
+        seen.append(elapsed())
+
+    queue: WorkQueue[str] = WorkQueue("t", reconcile)
+    queue.start()
+    return queue, seen
+
+
 async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():
         await asyncio.sleep(0.001)
@@ -67,15 +87,7 @@ async def test_adds_while_running_fold_into_one_more_run_and_never_overlap() -> 
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_only_the_earliest_wake_up_is_kept() -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    seen: list[float] = []
-
-    async def reconcile(key: str) -> None:
-        seen.append(loop.time() - start)
-
-    queue: WorkQueue[str] = WorkQueue("t", reconcile)
-    queue.start()
+    queue, seen = timed_queue()
     queue.add_after("a", 5.0)
     queue.add_after("a", 0.05)
     queue.add_after("a", 3.0)
@@ -89,15 +101,7 @@ async def test_only_the_earliest_wake_up_is_kept() -> None:
 async def test_a_wake_up_asked_later_for_a_later_moment_leaves_the_earlier_one() -> None:
     """Which wake-up is earlier is read on the clock they fire on: a delay of 2 s asked at 4 s
     is due at 6 s, after the one due at 5 s, though 2 s is the shorter delay."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    seen: list[float] = []
-
-    async def reconcile(key: str) -> None:
-        seen.append(loop.time() - start)
-
-    queue: WorkQueue[str] = WorkQueue("t", reconcile)
-    queue.start()
+    queue, seen = timed_queue()
     queue.add_after("a", 5.0)
     await asyncio.sleep(4)
     queue.add_after("a", 2.0)
@@ -148,12 +152,11 @@ async def _nothing(key: str) -> None:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_failures_retry_with_backoff_and_then_stop() -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    elapsed = stopwatch()
     tries: list[float] = []
 
     async def reconcile(key: str) -> None:
-        tries.append(loop.time() - start)
+        tries.append(elapsed())
         raise RuntimeError("boom")
 
     policy = RetryPolicy(initial_interval=1, factor=2, max_interval=3, max_attempts=4)
@@ -275,18 +278,17 @@ def test_a_worker_lets_the_event_loop_run_between_reconciles_that_never_wait() -
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_when_attempts_run_out_the_controller_is_told_once_and_a_spec_change_starts_again() -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    elapsed = stopwatch()
     tries: list[float] = []
     told: list[tuple[float, int]] = []
 
     async def reconcile(key: ObjectKey) -> None:
-        tries.append(loop.time() - start)
+        tries.append(elapsed())
         raise RetryLater("FulfillmentForbidden", "not allowed")
 
     async def give_up(key: ObjectKey, attempts: int, error: Exception) -> None:
         assert isinstance(error, RetryLater)
-        told.append((loop.time() - start, attempts))
+        told.append((elapsed(), attempts))
 
     store: Store[None] = Store()
     policy = RetryPolicy(initial_interval=1, factor=2, max_interval=60, max_attempts=3)

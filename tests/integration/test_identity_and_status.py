@@ -13,7 +13,7 @@ from orderflow.dev import manifests
 from orderflow.dev.cluster import tools
 from orderflow.dev.testing.plugin import REPO, Cluster, Controllers, CustomResources, Kubectl, wait_for
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Conflict
+from orderflow.runtime.pure.errors import Conflict
 
 from .test_order_controller import condition, order, patch
 

@@ -1,6 +1,7 @@
 """The house plan, held by import-linter's contracts and run as a test: the layers (api < runtime <
 the controllers < cli, the dev wing above all and imported by nothing below), the two controllers
-independent of each other, and the pure cores free of Kopf, I/O and the clock."""
+independent of each other, and the pure cores, with the runtime's pure part they use, free of Kopf,
+I/O and the clock."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from orderflow.order import controller as order
 from orderflow.runtime.client import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = {
-    "Layers: dev above cli above the controllers above runtime above api",
-    "The pure cores: no Kopf, no I/O, no clock (state in, decision out)",
-}
+LAYERS = "Layers: dev above cli above the controllers above runtime above api"
+CORES = "The pure cores: no Kopf, no I/O, no clock (state in, decision out)"
+PURE_RUNTIME = "The runtime's pure part: no Kopf, no I/O, no clock, no plumbing"
+CONTRACTS = {LAYERS, CORES, PURE_RUNTIME}
 
 
 def lint_imports(source: Path) -> subprocess.CompletedProcess[str]:
@@ -37,15 +38,29 @@ def test_import_contracts_hold() -> None:
     assert f"Contracts: {len(CONTRACTS)} kept, 0 broken" in done.stdout
 
 
-def test_an_order_core_that_imports_the_fulfillment_controller_breaks_both(tmp_path: Path) -> None:
+def copy_with_import(tmp_path: Path, module: str, imported: str) -> Path:
+    """The package copied to ``tmp_path``, with ``module`` (a path under it) importing ``imported``."""
     shutil.copytree(
         ROOT / "operator" / "orderflow", tmp_path / "orderflow", ignore=shutil.ignore_patterns("__pycache__")
     )
-    core = tmp_path / "orderflow" / "order" / "workflow.py"
-    core.write_text(core.read_text() + "\nimport orderflow.fulfillment.controller  # noqa\n")
-    done = lint_imports(tmp_path)
+    source = tmp_path / "orderflow" / module
+    source.write_text(source.read_text() + f"\nimport {imported}  # noqa\n")
+    return tmp_path
+
+
+def broken(done: subprocess.CompletedProcess[str]) -> set[str]:
     assert done.returncode != 0
-    assert {name for name in CONTRACTS if f"{name} BROKEN" in done.stdout} == CONTRACTS
+    return {name for name in CONTRACTS if f"{name} BROKEN" in done.stdout}
+
+
+def test_an_order_core_that_imports_the_fulfillment_controller_breaks_the_layers_and_the_cores(tmp_path: Path) -> None:
+    done = lint_imports(copy_with_import(tmp_path, "order/workflow.py", "orderflow.fulfillment.controller"))
+    assert broken(done) == {LAYERS, CORES}
+
+
+def test_a_pure_runtime_module_that_imports_the_client_breaks_it_and_the_cores_that_use_it(tmp_path: Path) -> None:
+    done = lint_imports(copy_with_import(tmp_path, "runtime/pure/conditions.py", "orderflow.runtime.client"))
+    assert broken(done) == {PURE_RUNTIME, CORES}  # the cores reach the client through conditions
 
 
 def test_the_controllers_only_watch_through_kopf() -> None:

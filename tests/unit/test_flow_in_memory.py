@@ -28,7 +28,7 @@ from orderflow.fulfillment.controller import FulfillmentController
 from orderflow.order.controller import COMPONENT as ORDER_CONTROLLER
 from orderflow.order.controller import OrderController
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Conflict, NotFound
+from orderflow.runtime.pure.errors import Conflict, NotFound
 
 ADDRESS = {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
            "postalCode": "SW1Y 4JH", "country": "GB"}  # fmt: skip

@@ -17,7 +17,7 @@ from orderflow.api.common import HISTORY_LIMIT, Condition, ConditionStatus, Ship
 from orderflow.api.fulfillment import FulfillmentStatus
 from orderflow.api.order import OrderStatus
 from orderflow.describe.shape import FULFILLMENT, ORDER, ConditionView, Signals, Snapshot, Step, Summary
-from orderflow.runtime.reading import lenient
+from orderflow.runtime.pure.reading import lenient
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -34,7 +34,7 @@ from orderflow.api.order import PLURAL as ORDERS
 from orderflow.describe.shape import Snapshot
 from orderflow.describe.timeline import is_orders
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import ApiError, Forbidden
+from orderflow.runtime.pure.errors import ApiError, Forbidden
 
 WATCH_SECONDS = 240  # the API server ends each watch after this long; it is then resumed
 MAX_RECONNECTS = 5  # consecutive failed (re)connections before a watch gives up

@@ -20,9 +20,9 @@ from orderflow.fulfillment import workflow
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import AsyncKube, Kube, KubeClient
-from orderflow.runtime.errors import Conflict
 from orderflow.runtime.logs import log_decision
-from orderflow.runtime.reading import created_at, generation_of, status_of
+from orderflow.runtime.pure.errors import Conflict
+from orderflow.runtime.pure.reading import created_at, generation_of, status_of
 from orderflow.runtime.retry import RetryPolicy
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWriter

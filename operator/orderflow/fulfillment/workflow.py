@@ -22,7 +22,7 @@ from orderflow.api.fulfillment import (
     FulfillmentStatus,
     TimedStep,
 )
-from orderflow.runtime.conditions import (
+from orderflow.runtime.pure.conditions import (
     NO_ERROR,
     NOT_PAUSED,
     Cond,
@@ -32,7 +32,7 @@ from orderflow.runtime.conditions import (
     set_kstatus,
     set_stalled,
 )
-from orderflow.runtime.events import Event
+from orderflow.runtime.pure.events import Event
 
 Phase = FulfillmentPhase
 TOTAL_STEPS = len(STEPS) + 1  # the timed steps, then handing the parcel over (Shipped)

@@ -27,11 +27,11 @@ from orderflow.order.link import TargetLink
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import AsyncKube, Kube, KubeClient
-from orderflow.runtime.conditions import get_condition
-from orderflow.runtime.errors import ApiError, Conflict, Forbidden, NotFound
-from orderflow.runtime.events import Event
 from orderflow.runtime.logs import log_decision
-from orderflow.runtime.reading import created_at, generation_of, status_of
+from orderflow.runtime.pure.conditions import get_condition
+from orderflow.runtime.pure.errors import ApiError, Conflict, Forbidden, NotFound
+from orderflow.runtime.pure.events import Event
+from orderflow.runtime.pure.reading import created_at, generation_of, status_of
 from orderflow.runtime.retry import RetryLater, RetryPolicy
 from orderflow.runtime.runner import controller_registry
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, StatusWriter

@@ -36,7 +36,7 @@ from orderflow.order.targets import Target
 from orderflow.runtime import metrics
 from orderflow.runtime.cache import ObjectKey, Store
 from orderflow.runtime.client import AsyncKube, Kube
-from orderflow.runtime.errors import ApiError
+from orderflow.runtime.pure.errors import ApiError
 
 log = logging.getLogger("orderflow.order.link")
 

@@ -17,9 +17,9 @@ from orderflow.api.common import ConditionStatus, ShippingAddress
 from orderflow.api.evidence import unbelievable
 from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentStatus
 from orderflow.api.order import FulfillmentState, OrderPhase, OrderSpec, OrderStatus
-from orderflow.runtime.conditions import Cond, get_condition, newly
-from orderflow.runtime.events import Event
-from orderflow.runtime.reading import generation_of, lenient, status_of
+from orderflow.runtime.pure.conditions import Cond, get_condition, newly
+from orderflow.runtime.pure.events import Event
+from orderflow.runtime.pure.reading import generation_of, lenient, status_of
 
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
 

@@ -36,7 +36,7 @@ from orderflow.order.mirror import FulfillmentAsRead as FulfillmentAsRead  # the
 from orderflow.order.mirror import read, when
 from orderflow.order.targets import Place, Refusal
 from orderflow.order.targets import fulfillment_name as name_in
-from orderflow.runtime.conditions import (
+from orderflow.runtime.pure.conditions import (
     NOT_PAUSED,
     Cond,
     describe_error,
@@ -46,7 +46,7 @@ from orderflow.runtime.conditions import (
     set_kstatus,
     trim,
 )
-from orderflow.runtime.events import Event
+from orderflow.runtime.pure.events import Event
 
 FINALIZER = "order-controller.orderflow.dev/deletion-policy"
 ORDER_LABEL = "orderflow.dev/order"

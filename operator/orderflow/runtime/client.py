@@ -2,10 +2,10 @@
 
 Kopf's ``patch`` kwarg only writes to the object being handled, so every write here goes through
 this client: pykube-ng's HTTP session (connection pooling, kubeconfig and in-cluster login),
-with the API server's ``Status`` errors turned into typed exceptions (``runtime.errors``). The
-calls block, so the controllers run them in worker threads (``asyncio.to_thread``), never on the
-event loop; Events are posted by ``runtime.recorder``, merge patches computed by
-``runtime.mergepatch``.
+with the API server's ``Status`` errors turned into typed exceptions (``runtime.pure.errors``).
+The calls block, so the controllers run them in worker threads (``asyncio.to_thread``), never on
+the event loop; Events are posted by ``runtime.recorder``, merge patches computed by
+``runtime.pure.mergepatch``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import requests
 
 from orderflow.api.common import API_VERSION
 from orderflow.runtime import metrics
-from orderflow.runtime.errors import NotFound, api_error
-from orderflow.runtime.mergepatch import MERGE_PATCH
+from orderflow.runtime.pure.errors import NotFound, api_error
+from orderflow.runtime.pure.mergepatch import MERGE_PATCH
 from orderflow.runtime.recorder import Recorder
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from orderflow.runtime.cache import ObjectKey
-from orderflow.runtime.events import Event
+from orderflow.runtime.pure.events import Event
 
 
 def log_decision(

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Conflict
+from orderflow.runtime.pure.errors import Conflict
 
 VERSION = "kopf.dev/v1"
 CLUSTER_PLURAL, CLUSTER_KIND = "clusterkopfpeerings", "ClusterKopfPeering"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from orderflow.runtime.errors import ApiError
+from orderflow.runtime.pure.errors import ApiError
 
 log = logging.getLogger(__name__)
 

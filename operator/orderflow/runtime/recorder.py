@@ -1,7 +1,7 @@
 """Posting Events, as client-go's EventRecorder does: in the background, folded and rate-limited.
 
-What to post is :class:`~orderflow.runtime.events.Correlator`'s pure decision; this module does
-the posting: a new Event object, or a raised ``count`` on the one posted before, through the
+What to post is :class:`~orderflow.runtime.pure.events.Correlator`'s pure decision; this module
+does the posting: a new Event object, or a raised ``count`` on the one posted before, through the
 client's blocking calls in worker threads, never holding up or failing a reconcile.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from orderflow.api.common import API_VERSION
 from orderflow.runtime import metrics
-from orderflow.runtime.errors import NotFound
-from orderflow.runtime.events import Correlator, Drop, Event, Increment
+from orderflow.runtime.pure.errors import NotFound
+from orderflow.runtime.pure.events import Correlator, Drop, Event, Increment
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 from orderflow.api.common import Model
 from orderflow.runtime import metrics
 from orderflow.runtime.client import KubeClient
-from orderflow.runtime.errors import ApiError, Conflict, NotFound
-from orderflow.runtime.mergepatch import merge_patch
+from orderflow.runtime.pure.errors import ApiError, Conflict, NotFound
+from orderflow.runtime.pure.mergepatch import merge_patch
 
 CONFLICT_RETRY_SECONDS = 0.5
 """After a 409 the newer object is on its way through the watch, whose event reconciles again;
@@ -80,7 +80,7 @@ class StatusWriter:
                 raise  # 429, 5xx, 403: the work queue retries with backoff
             # The schema refuses the status itself (an older CRD, say): it cannot carry a
             # condition, so the Event is where it shows. Retrying would be refused the same way.
-            # (orderflow.runtime.errors has replaced the values the message quoted: no personal data.)
+            # (runtime.pure.errors has replaced the values the message quoted: no personal data.)
             kube.event(body, "Warning", "StatusRejected", f"the API server refused the status: {exc.message}")
             self.log.warning("status of %s/%s refused: %s", meta["namespace"], meta["name"], exc.message)
             return StatusWrite(Outcome.REJECTED)

@@ -13,7 +13,7 @@ import requests
 from orderflow.describe import render, source
 from orderflow.describe.shape import Snapshot
 from orderflow.describe.timeline import describe
-from orderflow.runtime.errors import Forbidden
+from orderflow.runtime.pure.errors import Forbidden
 
 from .stories import at, in_target, shipped_fulfillment
 
@@ -47,7 +47,7 @@ def test_the_context_for_a_target_named_by_the_user_else_named_as_the_target() -
 
 
 def test_why_a_context_cannot_read_it_is_one_line_in_the_servers_words() -> None:
-    from orderflow.runtime.errors import ApiError
+    from orderflow.runtime.pure.errors import ApiError
 
     with pytest.raises(requests.ConnectionError) as refused_info:  # port 1: nothing listens, refused at once
         requests.get("https://127.0.0.1:1/apis/orderflow.dev/v1alpha1/namespaces/w/fulfillments/o1", timeout=5)

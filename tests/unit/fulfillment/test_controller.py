@@ -13,7 +13,7 @@ import pytest
 from orderflow.fulfillment.controller import FulfillmentController
 from orderflow.runtime.cache import ObjectKey
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Invalid
+from orderflow.runtime.pure.errors import Invalid
 
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 

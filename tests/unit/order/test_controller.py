@@ -17,7 +17,7 @@ from orderflow.order.controller import OrderController
 from orderflow.order.workflow import FINALIZER
 from orderflow.runtime.cache import ObjectKey
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Conflict
+from orderflow.runtime.pure.errors import Conflict
 
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 

@@ -15,8 +15,8 @@ import pytest
 import orderflow
 from orderflow.order import workflow as wf
 from orderflow.runtime.cache import ObjectKey
-from orderflow.runtime.events import Event
 from orderflow.runtime.logs import KopfRetries, log_decision
+from orderflow.runtime.pure.events import Event
 from orderflow.runtime.runner import RunOptions, setup_logging, startup_line
 
 RETRY = "Request attempt #1/9 failed; will retry: GET https://10.96.0.1/apis/orderflow.dev/v1alpha1/orders?watch=true"

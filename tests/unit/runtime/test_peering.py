@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orderflow.runtime import peering
 from orderflow.runtime.client import Kube
-from orderflow.runtime.errors import Conflict, Forbidden
+from orderflow.runtime.pure.errors import Conflict, Forbidden
 from orderflow.runtime.readiness import run_steps
 from orderflow.runtime.runner import RunOptions, api_check_steps, configure_kopf, peering_priority
 

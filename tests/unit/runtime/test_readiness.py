@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from orderflow.runtime import readiness
-from orderflow.runtime.errors import Forbidden
+from orderflow.runtime.pure.errors import Forbidden
 from orderflow.runtime.readiness import Check, Endpoint, Readiness, Step, judge
 
 R = TypeVar("R")

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from orderflow.api.common import Model
-from orderflow.runtime.errors import ApiError, Conflict, Invalid, NotFound
+from orderflow.runtime.pure.errors import ApiError, Conflict, Invalid, NotFound
 from orderflow.runtime.status import CONFLICT_RETRY_SECONDS, Outcome, StatusWrite, StatusWriter
 
 COMPONENT = "status-writer-test"

@@ -1,11 +1,10 @@
 """An Event a decision asks to be posted: what both pure cores hand back beside a status.
 
-Here, in ``runtime``, and not in ``orderflow.api``: no CRD is generated from it and no object
+Here, in ``runtime.pure``, and not in ``orderflow.api``: no CRD is generated from it and no object
 stores it; it is what the recorder posts (``runtime.recorder``) and the log names
-(``runtime.logs.log_decision``), so it belongs with that plumbing. And it is pure, a frozen
-dataclass importing nothing, so the cores (``order.workflow``, ``fulfillment.workflow``) may
-import it and stay state in, decision out: the import-linter contract forbids only the modules
-that do I/O.
+(``runtime.logs.log_decision``), so it belongs beside that plumbing. And it is pure, frozen
+dataclasses and a correlator on a clock the caller passes, so the cores (``order.workflow``,
+``fulfillment.workflow``) may import it and stay state in, decision out.
 """
 
 from __future__ import annotations

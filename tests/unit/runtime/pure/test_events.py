@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orderflow.runtime.events import Correlator, Create, Drop, Event, Increment
+from orderflow.runtime.pure.events import Correlator, Create, Drop, Event, Increment
 
 PAUSED = Event("Normal", "Paused", "paused during Picking")
 

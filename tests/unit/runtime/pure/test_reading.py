@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orderflow.api.common import ShippingAddress
 from orderflow.api.fulfillment import FulfillmentPhase, FulfillmentStatus
-from orderflow.runtime.reading import generation_of, lenient, status_of
+from orderflow.runtime.pure.reading import generation_of, lenient, status_of
 
 ADDRESS = {"name": "Ada", "street": "1 Way", "city": "London", "postalCode": "N1", "country": "GB"}
 

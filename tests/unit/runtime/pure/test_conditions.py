@@ -8,7 +8,7 @@ import datetime
 from pydantic import BaseModel, ValidationError
 
 from orderflow.api.common import Condition, ConditionStatus
-from orderflow.runtime.conditions import (
+from orderflow.runtime.pure.conditions import (
     describe_error,
     get_condition,
     newly,

@@ -139,3 +139,16 @@ def test_a_peering_lifetime_kopf_cannot_keep_is_a_usage_error(
             cli.parser().parse_args(["run", "order", "--peering", "p", *argv])
         assert exited.value.code == 2
         assert "the peering lifetime must be at least 10 seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["status", "env", "down"])
+def test_a_state_left_by_the_retired_local_node_is_named_not_a_traceback(
+    action: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `orderflow cluster up --nodes` recorded its cluster in the same file; kind replaced it.
+    (tmp_path / "cluster.json").write_text('{"kind": "nodes", "server": "https://127.0.0.1:6443"}')
+    assert cli.main(["cluster", action, "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"orderflow cluster {action}:" in err
+    assert "no longer runs" in err
+    assert (tmp_path / "cluster.json").exists()  # nothing removed behind the user's back

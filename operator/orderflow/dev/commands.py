@@ -19,13 +19,23 @@ DEFAULT_STATE_DIR = Path(".orderflow")
 def _cluster(args: argparse.Namespace) -> int:
     from orderflow.dev.cluster import controlplane, tools
 
+    try:
+        return _cluster_action(args)
+    except (controlplane.ControlPlaneError, tools.ToolError) as exc:
+        print(f"orderflow cluster {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cluster_action(args: argparse.Namespace) -> int:
+    from orderflow.dev.cluster import controlplane
+
     state_dir: Path = args.state_dir
     kubeconfig: Path = args.kubeconfig or state_dir / "kubeconfig"
     if args.action == "up":
         try:
             log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
             started = controlplane.up(state_dir, kubeconfig, log=log)
-        except (controlplane.ControlPlaneError, tools.ToolError, RuntimeError) as exc:
+        except RuntimeError as exc:  # ControlPlaneError and ToolError too
             print(f"orderflow cluster up: {exc}", file=sys.stderr)
             return 1
         print(f"Control plane serving at {started.server}")

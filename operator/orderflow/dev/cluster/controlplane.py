@@ -317,7 +317,13 @@ def load(state_dir: Path) -> ControlPlane | None:
     path = state_path(state_dir)
     if not path.is_file():
         return None
-    return ControlPlane.from_state(json.loads(path.read_text()))
+    state = json.loads(path.read_text())
+    if state.get("kind") == "nodes":  # written by `cluster up --nodes`, which kind replaced
+        raise ControlPlaneError(
+            f"{path} records a cluster with a node, which this orderflow no longer runs: stop its "
+            "processes (its supervisor, kubelet, containerd) and remove the file; Pods run on kind (docs/kind.md)"
+        )
+    return ControlPlane.from_state(state)
 
 
 def up(state_dir: Path, kubeconfig: Path, log: Callable[[str], None] = print) -> ControlPlane:

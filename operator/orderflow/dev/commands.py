@@ -104,9 +104,6 @@ def _kind(args: argparse.Namespace) -> int:
         # Not a bare `kind create cluster`: kind would make its network with NAT, and the node could
         # reach beyond this machine; `up` makes it internal first.
         print("# orderflow kind up   (then export KUBECONFIG=.orderflow/kind-kubeconfig; orderflow kind down after)")
-        for problem in kind.check_create_host():
-            if not problem.startswith("/lib/modules"):  # `up` makes it, and `down` removes it again
-                print(f"# before that: {problem}")
         return 0
     try:
         if args.action == "down":
